@@ -1,0 +1,338 @@
+"""TLS done by OpenSSL (Python's ``ssl``) under grpcio's HTTP/2.
+
+grpcio's bundled BoringSSL never offers Ed25519 signature algorithms, so it cannot handshake
+with a Talos node whose OS CA, apid certificate and admin certificate are all Ed25519
+(talos-api.md §11.1). The fix used here keeps grpcio for everything gRPC and moves TLS into
+a relay running on one asyncio loop in a background thread:
+
+* :class:`ClientBridge` listens on an ephemeral ``127.0.0.1`` port. grpcio opens a plaintext
+  (h2c) channel to it; each accepted connection is forwarded to the real endpoint over a TLS
+  connection made by ``ssl`` (client certificate, CA verification, SAN check against the
+  dialled address, ALPN ``h2``).
+* :class:`TlsFront` is the mirror image used by the simulator: it terminates mutual TLS on a
+  node's address and forwards plaintext to a grpcio server, remembering which client
+  certificate sits behind each forwarded connection so handlers can enforce roles.
+
+A single loop thread serves every bridge in the process; ``ssl`` objects are only touched
+from that thread (OpenSSL connections must not be driven from two threads at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+CHUNK = 256 * 1024
+CONNECT_TIMEOUT = 10.0
+
+
+class _Loop:
+    """The process-wide event loop thread that owns every bridge socket."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=run, name="taltasks-tls-bridge", daemon=True).start()
+                ready.wait()
+                cls._loop = loop
+            return cls._loop
+
+
+def run_in_loop(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the bridge loop and wait for its result from any other thread."""
+    return asyncio.run_coroutine_threadsafe(coro, _Loop.get()).result(timeout)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+async def _splice(
+    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+) -> None:
+    """Copy bytes both ways until either side closes, then close both."""
+    tasks = [asyncio.ensure_future(_pump(a[0], b[1])), asyncio.ensure_future(_pump(b[0], a[1]))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in (a[1], b[1]):
+            with contextlib.suppress(Exception):
+                w.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """One short line for why a connection to an endpoint failed."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: server certificate not accepted ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+@dataclass
+class ClientBridge:
+    """Local plaintext listener whose connections are relayed to ``host:port`` over TLS."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+    server_hostname: str | None = None
+    connect_timeout: float = CONNECT_TIMEOUT
+    local_port: int = 0
+    connect_failures: int = 0
+    last_error: str | None = None
+    _server: asyncio.base_events.Server | None = field(default=None, repr=False)
+    _conns: set[asyncio.StreamWriter] = field(default_factory=set, repr=False)
+
+    @property
+    def target(self) -> str:
+        """The address grpcio should dial."""
+        return f"127.0.0.1:{self.local_port}"
+
+    def start(self) -> ClientBridge:
+        async def start() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.local_port = self._server.sockets[0].getsockname()[1]
+
+        run_in_loop(start())
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self.context,
+                    server_hostname=self.server_hostname if self.server_hostname is not None else self.host,
+                ),
+                self.connect_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            self.connect_failures += 1
+            self.last_error = describe_connect_error(exc)
+            writer.close()
+            return
+        self.last_error = None
+        self._conns.add(upstream[1])
+        try:
+            await _splice((reader, writer), upstream)
+        finally:
+            self._conns.discard(upstream[1])
+
+    def probe(self, timeout: float | None = None) -> str | None:
+        """Open (and close) one TLS connection to the endpoint; the error text or None."""
+
+        async def probe() -> str | None:
+            try:
+                _, w = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        self.host,
+                        self.port,
+                        ssl=self.context,
+                        server_hostname=self.server_hostname
+                        if self.server_hostname is not None
+                        else self.host,
+                    ),
+                    timeout or self.connect_timeout,
+                )
+            except (TimeoutError, OSError, ssl.SSLError) as exc:
+                return describe_connect_error(exc)
+            w.close()
+            return None
+
+        return run_in_loop(probe())
+
+    def close(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for w in list(self._conns):
+                w.close()
+
+        with contextlib.suppress(Exception):
+            run_in_loop(close(), timeout=5)
+
+
+@dataclass(frozen=True)
+class PeerIdentity:
+    """Who is behind a connection the front forwarded: the verified certificate subject."""
+
+    organizations: tuple[str, ...]
+    common_name: str | None
+    listen_address: str
+
+
+class TlsFront:
+    """Terminate TLS on ``(host, port)`` and forward plaintext to ``backend`` (a grpcio server).
+
+    ``identities`` maps the local port of each forwarded backend connection to the peer's
+    identity; a grpcio handler finds it from ``context.peer()`` (``ipv4:127.0.0.1:<port>``).
+    ``context`` is bound when listening starts: a node that changes identity (maintenance
+    mode → configured) does so across a reboot, i.e. ``stop()``, new context, ``start()``.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        backend: tuple[str, int],
+        identities: dict[int, PeerIdentity],
+        on_connect: Callable[[PeerIdentity], None] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.context = context
+        self.backend = backend
+        self.identities = identities
+        self.on_connect = on_connect
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        async def start() -> None:
+            if self._server is None:
+                self._server = await asyncio.start_server(
+                    self._handle, self.host, self.port, ssl=self.context, reuse_address=True
+                )
+
+        run_in_loop(start())
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sslobj = writer.get_extra_info("ssl_object")
+        peer = sslobj.getpeercert() if sslobj is not None else None
+        orgs: list[str] = []
+        cn: str | None = None
+        for rdn in (peer or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "organizationName":
+                    orgs.append(value)
+                elif key == "commonName":
+                    cn = value
+        identity = PeerIdentity(tuple(orgs), cn, f"{self.host}:{self.port}")
+        try:
+            b_reader, b_writer = await asyncio.open_connection(*self.backend)
+        except OSError:
+            writer.close()
+            return
+        local_port = b_writer.get_extra_info("sockname")[1]
+        self.identities[local_port] = identity
+        self._conns.add(writer)
+        if self.on_connect:
+            self.on_connect(identity)
+        try:
+            await _splice((reader, writer), (b_reader, b_writer))
+        finally:
+            self._conns.discard(writer)
+            self.identities.pop(local_port, None)
+
+    def stop(self, *, drop_connections: bool = True) -> None:
+        """Stop listening (connects are refused) and, by default, cut open connections."""
+
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            if drop_connections:
+                for w in list(self._conns):
+                    w.transport.abort()
+                self._conns.clear()
+
+        run_in_loop(stop())
+
+
+def client_context(
+    *,
+    ca_pem: bytes | None,
+    cert_pem: bytes | None = None,
+    key_pem: bytes | None = None,
+    verify: bool = True,
+) -> ssl.SSLContext:
+    """An OpenSSL client context for a Talos endpoint: TLS ≥ 1.2, ALPN h2, the talosconfig CA,
+    the client certificate, and the dialled address checked against the server's SANs.
+    ``verify=False`` is maintenance mode (``--insecure``): no client certificate, no checks."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["h2"])
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if ca_pem is None:
+        raise ValueError("a CA certificate is needed to verify the endpoint")
+    ctx.load_verify_locations(cadata=ca_pem.decode())
+    if cert_pem and key_pem:
+        _load_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def server_context(*, cert_pem: bytes, key_pem: bytes, client_ca_pem: bytes | None) -> ssl.SSLContext:
+    """An OpenSSL server context like apid's: TLS ≥ 1.2, ALPN h2, and, when ``client_ca_pem``
+    is given, a client certificate signed by it is required (maintenance mode passes None)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["h2"])
+    ctx.options |= ssl.OP_NO_TICKET
+    _load_chain(ctx, cert_pem, key_pem)
+    if client_ca_pem is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cadata=client_ca_pem.decode())
+    return ctx
+
+
+def _load_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """``ssl`` only loads certificates and keys from files: write them to a private temp dir."""
+    import os
+    import tempfile
+
+    from taltasks.machineconfig.pki import openssl_key_pem
+
+    with tempfile.TemporaryDirectory(prefix="taltasks-tls-") as tmp:
+        crt_path, key_path = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(openssl_key_pem(key_pem))
+        with open(crt_path, "wb") as f:
+            f.write(cert_pem)
+        ctx.load_cert_chain(crt_path, key_path)

@@ -1,0 +1,54 @@
+"""`invoke --list` and `--help` must stay cheap: no heavy library may load for them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+HEAVY = ("grpc", "kubernetes", "cryptography", "jsonschema", "google.protobuf", "ruamel", "celpy", "tenacity")
+
+PROBE = """
+import json, sys
+from invoke.main import program
+args, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.argv = ["invoke", *args]
+try:
+    program.run()
+except SystemExit:
+    pass
+loaded = sorted({m for m in sys.modules for h in heavy if m == h or m.startswith(h + ".")})
+print("LOADED=" + json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def _loaded_after(args: list[str]) -> tuple[list[str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("LOADED="))
+    return json.loads(line.removeprefix("LOADED=")), proc.stdout + proc.stderr
+
+
+def test_invoke_list_imports_no_heavy_library():
+    loaded, out = _loaded_after(["--list"])
+    assert "Available tasks" in out or "No tasks found" in out, out  # the listing really ran
+    assert loaded == [], f"invoke --list imported {loaded}"
+
+
+def test_task_help_imports_no_heavy_library():
+    from taltasks.tasks import namespace
+
+    names = namespace().task_names
+    if not names:
+        return  # nothing to ask for help about yet
+    task = sorted(names)[0]
+    loaded, out = _loaded_after(["--help", task])
+    assert "Usage" in out, out
+    assert loaded == [], f"invoke --help {task} imported {loaded}"
