@@ -159,6 +159,7 @@ class Store:
         self._floor = 0  # every event with rv > floor is still in the history
         self._listeners: list[Listener] = []
         self.errors: list[BaseException] = []
+        self.recorder: Any = None  # a sim Recorder, set by whoever owns the simulated world
         for name in DEFAULT_NAMESPACES:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
@@ -632,6 +633,24 @@ class Store:
             new = self._updated(rt, current, candidate, None)
             return self._store_update(rt, current, new, False)
 
+    def bind(self, name: str, namespace: str, node: str) -> dict[str, Any]:
+        """What ``pods/binding`` does for the scheduler: assign an unscheduled pod to a node
+        (the only way ``spec.nodeName`` changes after creation); 409 if already bound."""
+        pods = self.registry.resolve("pods")
+        with self._lock:
+            current = self._current(pods, name, namespace)
+            bound = (current.get("spec") or {}).get("nodeName")
+            if bound:
+                raise conflict(pods, name, f"pod {name} is already assigned to node \"{bound}\"")
+            new = copy.deepcopy(current)
+            new["spec"]["nodeName"] = node
+            status = new.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": rfc3339()})
+            status["conditions"] = conditions
+            self._commit(pods, new, "MODIFIED", current)
+            return copy.deepcopy(new)
+
     # ---- delete ---------------------------------------------------------------------------
 
     def delete(
@@ -845,11 +864,12 @@ class Store:
 
     def controller_scale(self, namespace: str, ref: dict[str, Any]) -> int | None:
         """Desired replicas of a controller (for budgets with percentages or maxUnavailable)."""
-        found = self._uids.get(ref.get("uid", ""))
-        if found is None:
-            return None
-        rt, ns, name = found
-        obj = self._bucket(rt).get((ns, name))
+        with self._lock:
+            found = self._uids.get(ref.get("uid", ""))
+            if found is None:
+                return None
+            rt, ns, name = found
+            obj = self._bucket(rt).get((ns, name))
         if obj is None:
             return None
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
