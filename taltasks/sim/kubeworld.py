@@ -123,7 +123,9 @@ class KubeWorld:
         blockers = [workloads.blocking_workload(f) for f in sc.faults_of("pdb-blocks-forever")]
         workloads.seed(self.store, [*sc.workloads, *blockers])
         if sc.ceph is not None:
-            self.ceph = CephOperator(self.reactor, sc.ceph, sc.faults_of("ceph-stuck") + sc.faults_of("pg-availability"))
+            self.ceph = CephOperator(
+                self.reactor, sc.ceph, sc.faults_of("ceph-stuck") + sc.faults_of("pg-availability")
+            )
             self.ceph.start()
         if sc.cnpg is not None:
             self.cnpg = CnpgOperator(self.reactor, sc.cnpg, sc.faults_of("cnpg-never-healthy"))
@@ -199,11 +201,15 @@ class KubeWorld:
             return False
         for dep in store.list("deployments.apps"):
             st = dep.get("status") or {}
-            if st.get("observedGeneration") != dep["metadata"].get("generation") or st.get("readyReplicas", 0) < dep["spec"].get("replicas", 1):
+            if st.get("observedGeneration") != dep["metadata"].get("generation") or st.get(
+                "readyReplicas", 0
+            ) < dep["spec"].get("replicas", 1):
                 return False
         for ds in store.list("daemonsets.apps"):
             st = ds.get("status") or {}
-            if st.get("numberReady", 0) < st.get("desiredNumberScheduled", 0) or st.get("observedGeneration") != ds["metadata"].get("generation"):
+            if st.get("numberReady", 0) < st.get("desiredNumberScheduled", 0) or st.get(
+                "observedGeneration"
+            ) != ds["metadata"].get("generation"):
                 return False
         for cc in store.list("cephclusters.ceph.rook.io"):
             if ((cc.get("status") or {}).get("ceph") or {}).get("health") != "HEALTH_OK":
@@ -215,10 +221,21 @@ class KubeWorld:
             for obj in store.list(resource):
                 if (obj.get("spec") or {}).get("suspend"):
                     continue
-                ready = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+                ready = next(
+                    (
+                        c
+                        for c in (obj.get("status") or {}).get("conditions") or []
+                        if c.get("type") == "Ready"
+                    ),
+                    None,
+                )
                 if not ready or ready.get("status") != "True":
                     return False
         return True
 
     def wait_settled(self, timeout: float = 10.0) -> None:
-        self.wait_for(self.settled, timeout, "a settled cluster (nodes Ready, workloads rolled out, Ceph HEALTH_OK, CNPG healthy, Flux Ready)")
+        self.wait_for(
+            self.settled,
+            timeout,
+            "a settled cluster (nodes Ready, workloads rolled out, Ceph HEALTH_OK, CNPG healthy, Flux Ready)",
+        )

@@ -98,15 +98,21 @@ def node_fits(pod: Mapping[str, Any], node: Mapping[str, Any], *, ignore_unsched
     spec = pod.get("spec") or {}
     labels = node["metadata"].get("labels") or {}
     tolerations = spec.get("tolerations") or []
-    if (node.get("spec") or {}).get("unschedulable") and not ignore_unschedulable:
-        if not tolerates(tolerations, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
-            return False
+    cordoned = (node.get("spec") or {}).get("unschedulable") and not ignore_unschedulable
+    if cordoned and not tolerates(
+        tolerations, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+    ):
+        return False
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(all(_expression_matches(e, labels) for e in t.get("matchExpressions") or []) for t in terms):
+    if terms and not any(
+        all(_expression_matches(e, labels) for e in t.get("matchExpressions") or []) for t in terms
+    ):
         return False
     for taint in (node.get("spec") or {}).get("taints") or []:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
@@ -128,7 +134,9 @@ def pod_from_template(
     if node:
         spec["nodeName"] = node
     if extra_tolerations:
-        spec["tolerations"] = (spec.get("tolerations") or []) + [t for t in extra_tolerations if t not in (spec.get("tolerations") or [])]
+        spec["tolerations"] = (spec.get("tolerations") or []) + [
+            t for t in extra_tolerations if t not in (spec.get("tolerations") or [])
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -143,9 +151,21 @@ def pod_from_template(
     }
 
 
-def _condition(kind: str, status: str, now: str, reason: str = "", message: str = "", previous: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def _condition(
+    kind: str,
+    status: str,
+    now: str,
+    reason: str = "",
+    message: str = "",
+    previous: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     keep = previous is not None and previous.get("status") == status
-    out = {"type": kind, "status": status, "lastTransitionTime": previous.get("lastTransitionTime") if keep else now}  # type: ignore[union-attr]
+    out = {
+        "type": kind,
+        "status": status,
+        "lastTransitionTime": previous.get("lastTransitionTime") if keep else now,
+    }  # type: ignore[union-attr]
     if reason:
         out["reason"] = reason
     if message:
@@ -154,8 +174,17 @@ def _condition(kind: str, status: str, now: str, reason: str = "", message: str 
     return out
 
 
-def running_status(pod: Mapping[str, Any], node: Mapping[str, Any], pod_ip: str, *, ready: bool, now: str) -> dict[str, Any]:
-    host_ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or [] if a.get("type") == "InternalIP"), "")
+def running_status(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pod_ip: str, *, ready: bool, now: str
+) -> dict[str, Any]:
+    host_ip = next(
+        (
+            a["address"]
+            for a in (node.get("status") or {}).get("addresses") or []
+            if a.get("type") == "InternalIP"
+        ),
+        "",
+    )
     if (pod.get("spec") or {}).get("hostNetwork"):
         pod_ip = host_ip
     flag = "True" if ready else "False"
@@ -203,7 +232,9 @@ class Kubelet(Controller):
 
     watches = ("pods", "nodes")
 
-    def __init__(self, reactor: Reactor, *, termination_seconds: float = 0.0, start_seconds: float = 0.0) -> None:
+    def __init__(
+        self, reactor: Reactor, *, termination_seconds: float = 0.0, start_seconds: float = 0.0
+    ) -> None:
         super().__init__(reactor)
         self.termination_seconds = termination_seconds
         self.start_seconds = start_seconds
@@ -280,14 +311,27 @@ class Kubelet(Controller):
                             "name": pod_name,
                             "namespace": "kube-system",
                             "labels": {"tier": "control-plane", "k8s-app": component},
-                            "annotations": {MIRROR: hashlib.sha256(pod_name.encode()).hexdigest()[:32], "kubernetes.io/config.source": "file"},
-                            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"], "controller": True}],
+                            "annotations": {
+                                MIRROR: hashlib.sha256(pod_name.encode()).hexdigest()[:32],
+                                "kubernetes.io/config.source": "file",
+                            },
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "v1",
+                                    "kind": "Node",
+                                    "name": name,
+                                    "uid": node["metadata"]["uid"],
+                                    "controller": True,
+                                }
+                            ],
                         },
                         "spec": {
                             "nodeName": name,
                             "hostNetwork": True,
                             "priorityClassName": "system-cluster-critical",
-                            "containers": [{"name": component, "image": f"registry.k8s.io/{component}:{version}"}],
+                            "containers": [
+                                {"name": component, "image": f"registry.k8s.io/{component}:{version}"}
+                            ],
                             "tolerations": [{"operator": "Exists"}],
                         },
                     }
@@ -314,7 +358,11 @@ class Scheduler(Controller):
                     by_owner[(ref["uid"], node)] += 1
         for pod in pods:
             spec, m = pod.get("spec") or {}, pod["metadata"]
-            if spec.get("nodeName") or is_deleting(pod) or spec.get("schedulerName", "default-scheduler") != "default-scheduler":
+            if (
+                spec.get("nodeName")
+                or is_deleting(pod)
+                or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
+            ):
                 continue
             fits = [n for n in nodes if node_fits(pod, n)]
             if not fits:
@@ -322,7 +370,14 @@ class Scheduler(Controller):
                 continue
             ref = disruption.controller_ref(pod)
             owner = ref["uid"] if ref else ""
-            best = min(fits, key=lambda n: (by_owner[(owner, n["metadata"]["name"])], load[n["metadata"]["name"]], n["metadata"]["name"]))
+            best = min(
+                fits,
+                key=lambda n: (
+                    by_owner[(owner, n["metadata"]["name"])],
+                    load[n["metadata"]["name"]],
+                    n["metadata"]["name"],
+                ),
+            )
             name = best["metadata"]["name"]
             try:
                 self.store.bind(m["name"], m["namespace"], name)
@@ -348,7 +403,9 @@ class Scheduler(Controller):
 
         def put(obj: dict[str, Any]) -> None:
             status = obj.setdefault("status", {})
-            status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"] + [wanted]
+            status["conditions"] = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ] + [wanted]
 
         self.store.mutate("pods", m["name"], put, namespace=m["namespace"], subresource="status")
 
@@ -377,7 +434,9 @@ class DaemonSetController(Controller):
         for p in mine:
             on_node[(p.get("spec") or {}).get("nodeName", "")].append(p)
         outdated_allowed = 1
-        unavailable = sum(1 for name in eligible if not any(disruption.pod_healthy(p) for p in on_node.get(name, [])))
+        unavailable = sum(
+            1 for name in eligible if not any(disruption.pod_healthy(p) for p in on_node.get(name, []))
+        )
         for name, node in sorted(eligible.items()):
             live = [p for p in on_node.get(name, []) if not is_deleting(p)]
             if not live and node_ready(node) and not on_node.get(name):
@@ -385,13 +444,20 @@ class DaemonSetController(Controller):
                     ds,
                     template,
                     f"{m['name']}-{suffix()}",
-                    labels={"controller-revision-hash": revision, "pod-template-generation": str(m.get("generation", 1))},
+                    labels={
+                        "controller-revision-hash": revision,
+                        "pod-template-generation": str(m.get("generation", 1)),
+                    },
                     node=name,
                     extra_tolerations=DAEMON_TOLERATIONS,
                 )
                 self.store.create(pod)
             for p in live:
-                if (p["metadata"].get("labels") or {}).get("controller-revision-hash") != revision and outdated_allowed > 0 and unavailable == 0:
+                if (
+                    (p["metadata"].get("labels") or {}).get("controller-revision-hash") != revision
+                    and outdated_allowed > 0
+                    and unavailable == 0
+                ):
                     self.store.delete("pods", p["metadata"]["name"], namespace=m["namespace"])
                     outdated_allowed -= 1
         for node_name, node_pods in on_node.items():
@@ -404,7 +470,11 @@ class DaemonSetController(Controller):
         updated = [
             n
             for n in eligible
-            if any((p["metadata"].get("labels") or {}).get("controller-revision-hash") == revision and not is_deleting(p) for p in on_node.get(n, []))
+            if any(
+                (p["metadata"].get("labels") or {}).get("controller-revision-hash") == revision
+                and not is_deleting(p)
+                for p in on_node.get(n, [])
+            )
         ]
         status = {
             "currentNumberScheduled": len(scheduled),
@@ -463,7 +533,12 @@ class DeploymentController(Controller):
             room = replicas + surge - len(mine) if old else replicas - len(new)
             for _ in range(max(0, min(room, replicas - len(new)))):
                 self.store.create(
-                    pod_from_template(dep, template, f"{m['name']}-{revision}-{suffix()}", labels={"pod-template-hash": revision})
+                    pod_from_template(
+                        dep,
+                        template,
+                        f"{m['name']}-{revision}-{suffix()}",
+                        labels={"pod-template-hash": revision},
+                    )
                 )
             # scale old pods down while availability allows
             ready_total = sum(1 for p in mine if disruption.pod_healthy(p))
@@ -476,11 +551,25 @@ class DeploymentController(Controller):
             # too many of the new revision (scale down): unscheduled and unready first
             extra = len(new) - replicas
             if extra > 0:
-                for p in sorted(new, key=lambda p: (bool((p.get("spec") or {}).get("nodeName")), disruption.pod_healthy(p), p["metadata"]["name"]))[:extra]:
+                for p in sorted(
+                    new,
+                    key=lambda p: (
+                        bool((p.get("spec") or {}).get("nodeName")),
+                        disruption.pod_healthy(p),
+                        p["metadata"]["name"],
+                    ),
+                )[:extra]:
                     self.store.delete("pods", p["metadata"]["name"], namespace=m["namespace"])
         self._status(dep, replicas, max_unavailable, new, mine)
 
-    def _status(self, dep: dict[str, Any], replicas: int, max_unavailable: int, new: list[dict[str, Any]], mine: list[dict[str, Any]]) -> None:
+    def _status(
+        self,
+        dep: dict[str, Any],
+        replicas: int,
+        max_unavailable: int,
+        new: list[dict[str, Any]],
+        mine: list[dict[str, Any]],
+    ) -> None:
         m = dep["metadata"]
         previous = {c.get("type"): c for c in (dep.get("status") or {}).get("conditions") or []}
         ready = sum(1 for p in mine if disruption.pod_healthy(p))
@@ -494,7 +583,9 @@ class DeploymentController(Controller):
                 "True" if available else "False",
                 now,
                 "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                "Deployment has minimum availability." if available else "Deployment does not have minimum availability.",
+                "Deployment has minimum availability."
+                if available
+                else "Deployment does not have minimum availability.",
                 previous.get("Available"),
             ),
             _condition(
@@ -507,8 +598,12 @@ class DeploymentController(Controller):
                 previous.get("Progressing"),
             ),
         ]
-        for cond, old in zip(conditions, (previous.get("Available"), previous.get("Progressing")), strict=True):
-            cond["lastUpdateTime"] = old.get("lastUpdateTime", now) if old and old.get("reason") == cond.get("reason") else now
+        for cond, old in zip(
+            conditions, (previous.get("Available"), previous.get("Progressing")), strict=True
+        ):
+            cond["lastUpdateTime"] = (
+                old.get("lastUpdateTime", now) if old and old.get("reason") == cond.get("reason") else now
+            )
         status: dict[str, Any] = {
             "observedGeneration": m.get("generation", 1),
             "replicas": len(mine),
@@ -534,7 +629,9 @@ class DisruptionController(Controller):
         pods = self.store.list("pods")
         for pdb in self.store.list("poddisruptionbudgets.policy"):
             m = pdb["metadata"]
-            budget = disruption.evaluate(pdb, [p for p in pods if p["metadata"]["namespace"] == m["namespace"]], self._scale)
+            budget = disruption.evaluate(
+                pdb, [p for p in pods if p["metadata"]["namespace"] == m["namespace"]], self._scale
+            )
             previous = {c.get("type"): c for c in (pdb.get("status") or {}).get("conditions") or []}
             allowed = budget.disruptions_allowed > 0
             reason = "SyncFailed" if budget.failed else ("SufficientPods" if allowed else "InsufficientPods")
@@ -548,13 +645,17 @@ class DisruptionController(Controller):
                         rfc3339(),
                         reason,
                         budget.failed,
-                        previous.get("DisruptionAllowed") if (previous.get("DisruptionAllowed") or {}).get("reason") == reason else None,
+                        previous.get("DisruptionAllowed")
+                        if (previous.get("DisruptionAllowed") or {}).get("reason") == reason
+                        else None,
                         observedGeneration=m.get("generation", 1),
                     )
                 ],
             }
             if pdb.get("status") != status:
-                self.store.update_status("poddisruptionbudgets.policy", m["name"], status, namespace=m["namespace"])
+                self.store.update_status(
+                    "poddisruptionbudgets.policy", m["name"], status, namespace=m["namespace"]
+                )
 
     def _scale(self, namespace: str, ref: Mapping[str, Any]) -> int | None:
         return self.store.controller_scale(namespace, dict(ref))
@@ -574,4 +675,3 @@ def start_workload_controllers(
     for c in controllers:
         c.start()
     return controllers
-

@@ -32,12 +32,30 @@ def _types(crd: dict[str, Any]) -> list[ResourceType]:
     if not kind:
         causes.append(("spec.names.kind", "FieldValueRequired", "Required value"))
     if group and plural and name != f"{plural}.{group}":
-        causes.append(("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+        causes.append(
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+            )
+        )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(("spec.scope", "FieldValueNotSupported", 'Unsupported value: supported values: "Cluster", "Namespaced"'))
+        causes.append(
+            (
+                "spec.scope",
+                "FieldValueNotSupported",
+                'Unsupported value: supported values: "Cluster", "Namespaced"',
+            )
+        )
     versions = spec.get("versions") or []
     if sum(1 for v in versions if v.get("storage")) != 1:
-        causes.append(("spec.versions", "FieldValueInvalid", "Invalid value: must have exactly one version marked as storage version"))
+        causes.append(
+            (
+                "spec.versions",
+                "FieldValueInvalid",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        )
     if causes:
         raise invalid(_CRD_RT, name, causes)
     storage = next(v["name"] for v in versions if v.get("storage"))
@@ -93,8 +111,18 @@ def accept_definition(registry: Registry, crd: dict[str, Any]) -> None:
     crd["status"] = {
         "acceptedNames": dict(spec["names"]),
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+            },
         ],
         "storedVersions": [next(v["name"] for v in spec["versions"] if v.get("storage"))],
     }
@@ -142,11 +170,11 @@ def definition(
                     "name": v,
                     "served": True,
                     "storage": i == len(versions) - 1,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
                     "subresources": subresources,
-                    "additionalPrinterColumns": [
-                        {"name": n, "type": t, "jsonPath": p} for n, t, p in columns
-                    ]
+                    "additionalPrinterColumns": [{"name": n, "type": t, "jsonPath": p} for n, t, p in columns]
                     + [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
                 }
                 for i, v in enumerate(versions)
@@ -207,7 +235,11 @@ SIMULATOR_CRDS: tuple[dict[str, Any], ...] = (
         "gitrepositories",
         ["v1"],
         short_names=("gitrepo",),
-        columns=[("URL", "string", ".spec.url"), ("Ready", "string", _READY), ("Status", "string", _READY_MSG)],
+        columns=[
+            ("URL", "string", ".spec.url"),
+            ("Ready", "string", _READY),
+            ("Status", "string", _READY_MSG),
+        ],
     ),
     definition(
         "source.toolkit.fluxcd.io",
@@ -215,7 +247,11 @@ SIMULATOR_CRDS: tuple[dict[str, Any], ...] = (
         "ocirepositories",
         ["v1"],
         short_names=("ocirepo",),
-        columns=[("URL", "string", ".spec.url"), ("Ready", "string", _READY), ("Status", "string", _READY_MSG)],
+        columns=[
+            ("URL", "string", ".spec.url"),
+            ("Ready", "string", _READY),
+            ("Status", "string", _READY_MSG),
+        ],
     ),
     definition(
         "tuppr.home-operations.com",

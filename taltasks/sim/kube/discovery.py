@@ -13,7 +13,11 @@ from taltasks.sim.kube.resources import Registry, ResourceType
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
-_SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "finalize": ["update"]}
+_SUB_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "finalize": ["update"],
+}
 
 
 def _sub_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
@@ -120,7 +124,9 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     return entry
 
 
-def aggregated(registry: Registry, *, core: bool, api_version: str = "apidiscovery.k8s.io/v2") -> dict[str, Any]:
+def aggregated(
+    registry: Registry, *, core: bool, api_version: str = "apidiscovery.k8s.io/v2"
+) -> dict[str, Any]:
     """``/api`` (core only) or ``/apis`` (every named group) as an APIGroupDiscoveryList."""
     items = []
     for g, versions in registry.groups():

@@ -99,21 +99,42 @@ def register_node(
         **({CONTROL_PLANE_LABEL: ""} if control_plane else {}),
         **dict(labels or {}),
     }
-    node_taints = list(taints) if taints is not None else ([dict(CONTROL_PLANE_TAINT)] if control_plane else [])
+    node_taints = (
+        list(taints) if taints is not None else ([dict(CONTROL_PLANE_TAINT)] if control_plane else [])
+    )
     machine = hashlib.sha256(name.encode()).hexdigest()[:32]
     existing = store.try_get("nodes", name)
-    index = len(store.list("nodes")) if existing is None else int(
-        (existing.get("spec") or {}).get("podCIDR", "127.244.0.0/24").split(".")[2]
+    index = (
+        len(store.list("nodes"))
+        if existing is None
+        else int((existing.get("spec") or {}).get("podCIDR", "127.244.0.0/24").split(".")[2])
     )
     node = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": node_labels, "annotations": {"talos.dev/simulated": "true"}},
-        "spec": {"podCIDR": f"127.244.{index}.0/24", "podCIDRs": [f"127.244.{index}.0/24"], "taints": node_taints},
+        "spec": {
+            "podCIDR": f"127.244.{index}.0/24",
+            "podCIDRs": [f"127.244.{index}.0/24"],
+            "taints": node_taints,
+        },
         "status": {
-            "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": name}],
-            "capacity": {"cpu": "4", "memory": "16363928Ki", "pods": "110", "ephemeral-storage": "101430960Ki"},
-            "allocatable": {"cpu": "3950m", "memory": "15869336Ki", "pods": "110", "ephemeral-storage": "93478772582"},
+            "addresses": [
+                {"type": "InternalIP", "address": internal_ip},
+                {"type": "Hostname", "address": name},
+            ],
+            "capacity": {
+                "cpu": "4",
+                "memory": "16363928Ki",
+                "pods": "110",
+                "ephemeral-storage": "101430960Ki",
+            },
+            "allocatable": {
+                "cpu": "3950m",
+                "memory": "15869336Ki",
+                "pods": "110",
+                "ephemeral-storage": "93478772582",
+            },
             "conditions": [*_pressure_conditions(now, ready), _ready_condition(ready, now, None)],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
@@ -143,8 +164,12 @@ def register_node(
         obj.setdefault("spec", {})["taints"] = node_taints + keep
 
     store.mutate("nodes", name, refresh)
-    store.mutate("nodes", name, lambda obj: _set_addresses(obj, node["status"]["addresses"]), subresource="status")
-    return set_node_ready(store, name, ready, kubelet_version=kubelet_version, os_image=os_image, boot_id=boot_id)
+    store.mutate(
+        "nodes", name, lambda obj: _set_addresses(obj, node["status"]["addresses"]), subresource="status"
+    )
+    return set_node_ready(
+        store, name, ready, kubelet_version=kubelet_version, os_image=os_image, boot_id=boot_id
+    )
 
 
 def _set_addresses(obj: dict[str, Any], addresses: list[dict[str, str]]) -> None:
@@ -186,7 +211,11 @@ def set_node_ready(
             if old and old.get("status") == pressure["status"]:
                 pressure["lastTransitionTime"] = old.get("lastTransitionTime", now)
             conditions[pressure["type"]] = pressure
-        status["conditions"] = [conditions[k] for k in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready") if k in conditions]
+        status["conditions"] = [
+            conditions[k]
+            for k in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+            if k in conditions
+        ]
         info = status.setdefault("nodeInfo", {})
         if ready:
             if kubelet_version:

@@ -78,13 +78,19 @@ class Reactor:
     def _schedule(self, fn: Callable[[], Any], delay: float, repeat: float | None) -> Timer:
         timer = Timer()
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), timer, fn, repeat))
+            heapq.heappush(
+                self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), timer, fn, repeat)
+            )
             self._cond.notify_all()
         return timer
 
-    def on_change(self, resources: Iterable[ResourceRef], fn: Callable[[WatchEvent], Any], name: str = "") -> None:
+    def on_change(
+        self, resources: Iterable[ResourceRef], fn: Callable[[WatchEvent], Any], name: str = ""
+    ) -> None:
         """Call ``fn(event)`` on this thread for every change of ``resources``."""
-        sub = self.store.subscribe(lambda ev: self.post(lambda: fn(ev)), resources=resources, name=name or self.name)
+        sub = self.store.subscribe(
+            lambda ev: self.post(lambda: fn(ev)), resources=resources, name=name or self.name
+        )
         self._subscriptions.append(sub)
 
     def _run(self) -> None:
@@ -97,7 +103,9 @@ class Reactor:
                     return
                 due, _, timer, fn, repeat = heapq.heappop(self._heap)
                 if repeat is not None and not timer.cancelled:
-                    heapq.heappush(self._heap, (max(due + repeat, time.monotonic()), next(self._seq), timer, fn, repeat))
+                    heapq.heappush(
+                        self._heap, (max(due + repeat, time.monotonic()), next(self._seq), timer, fn, repeat)
+                    )
             if timer.cancelled:
                 continue
             self.busy.set()

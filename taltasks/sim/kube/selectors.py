@@ -15,7 +15,9 @@ from typing import Any
 
 from taltasks.sim.kube.status import ApiError, bad_request
 
-_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -104,7 +106,9 @@ def parse_labels(text: str | None) -> Selector:
         if m := _SET.match(part):
             values = tuple(_check_value(v.strip()) for v in m.group(3).split(",") if v.strip())
             if not values:
-                raise bad_request(f"unable to parse requirement: for 'in', 'notin' operators, values set can't be empty: {part!r}")
+                raise bad_request(
+                    f"unable to parse requirement: for 'in', 'notin' operators, values set can't be empty: {part!r}"
+                )
             out.append(Requirement(_check_key(m.group(1)), m.group(2), values))
         elif part.startswith("!"):
             out.append(Requirement(_check_key(part[1:].strip()), "!"))
@@ -113,7 +117,9 @@ def parse_labels(text: str | None) -> Selector:
             _check_key(key)
             if op in (">", "<"):
                 if not re.fullmatch(r"-?\d+", value):
-                    raise bad_request(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {part!r}")
+                    raise bad_request(
+                        f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {part!r}"
+                    )
                 out.append(Requirement(key, "gt" if op == ">" else "lt", (value,)))
             else:
                 out.append(Requirement(key, "!=" if op == "!=" else "=", (_check_value(value),)))
@@ -171,7 +177,7 @@ def parse_fields(text: str | None, supported: frozenset[str]) -> FieldSelector:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
         field, op, value = m.groups()
         if field not in supported:
-            raise bad_request(f'field label not supported: {field}')
+            raise bad_request(f"field label not supported: {field}")
         out.append(FieldRequirement(field, op != "!=", value))
     return tuple(out)
 

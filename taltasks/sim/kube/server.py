@@ -94,7 +94,9 @@ class RequestLog:
         with self._lock:
             return list(self._records)
 
-    def filter(self, *, path_prefix: str | None = None, since: float | None = None, **equal: Any) -> list[RequestRecord]:
+    def filter(
+        self, *, path_prefix: str | None = None, since: float | None = None, **equal: Any
+    ) -> list[RequestRecord]:
         """Records whose attributes equal every keyword given (``verb``, ``method``,
         ``resource`` like ``pods`` or ``cephclusters.ceph.rook.io``, ``status``…)."""
         out = []
@@ -203,7 +205,9 @@ class KubeEmulator:
         self.port = port
         self.ca = ca
         self.recorder = recorder
-        self.kubernetes_version = kubernetes_version if kubernetes_version.startswith("v") else f"v{kubernetes_version}"
+        self.kubernetes_version = (
+            kubernetes_version if kubernetes_version.startswith("v") else f"v{kubernetes_version}"
+        )
         self.store = store or Store(history_limit=history_limit)
         self.bookmark_seconds = bookmark_seconds
         self.record_reads = record_reads
@@ -234,12 +238,23 @@ class KubeEmulator:
             usage="server",
             common_name="kube-apiserver",
             ip_sans=sorted({self.host, "127.0.0.1"}),
-            dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+            dns_sans=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
         )
         self._server = _Server((self.host, self.port), self, _ssl_context(server_cert, self.ca))
         self.port = self._server.server_address[1]
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"kube-emulator-{self.host}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"kube-emulator-{self.host}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -263,7 +278,9 @@ class KubeEmulator:
 
     # ---- credentials ----------------------------------------------------------------------
 
-    def client_certificate(self, common_name: str = "admin", organizations: tuple[str, ...] = (MASTERS,)) -> KeyPair:
+    def client_certificate(
+        self, common_name: str = "admin", organizations: tuple[str, ...] = (MASTERS,)
+    ) -> KeyPair:
         return issue(self.ca, usage="client", common_name=common_name, organizations=list(organizations))
 
     def kubeconfig(
@@ -285,10 +302,25 @@ class KubeEmulator:
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": self.url, "certificate-authority-data": b64(self.ca.crt)}}],
-            "contexts": [{"name": context, "context": {"cluster": cluster_name, "namespace": namespace, "user": context}}],
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": self.url, "certificate-authority-data": b64(self.ca.crt)},
+                }
+            ],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": cluster_name, "namespace": namespace, "user": context},
+                }
+            ],
             "current-context": context,
-            "users": [{"name": context, "user": {"client-certificate-data": b64(client.crt), "client-key-data": b64(client.key)}}],
+            "users": [
+                {
+                    "name": context,
+                    "user": {"client-certificate-data": b64(client.crt), "client-key-data": b64(client.key)},
+                }
+            ],
             "preferences": {},
         }
         return yaml.safe_dump(doc, sort_keys=False)
@@ -355,7 +387,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "taltasks-kube-emulator"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -406,7 +438,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, code: int, payload: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        code: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -474,7 +512,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
             )
 
-    def _dispatch(self, method: str, path: str, query: dict[str, str], body: bytes, user: str, groups: tuple[str, ...]) -> None:
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, str], body: bytes, user: str, groups: tuple[str, ...]
+    ) -> None:
         emu = self.emulator
         registry = emu.store.registry
         accept = self.headers.get("Accept", "")
@@ -490,7 +530,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 (discovery.AGGREGATED_V2BETA1, "apidiscovery.k8s.io/v2beta1"),
             ):
                 if _accepts(accept, wanted.replace(" ", "")):
-                    return self._send_json(200, discovery.aggregated(registry, core=core, api_version=api_version), wanted)
+                    return self._send_json(
+                        200, discovery.aggregated(registry, core=core, api_version=api_version), wanted
+                    )
             doc = discovery.api_versions(f"{emu.host}:{emu.port}") if core else discovery.group_list(registry)
             return self._send_json(200, doc)
         if method == "GET" and len(segs) == 2 and segs[0] == "api":
@@ -594,7 +636,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return yaml.safe_load(body)
                 except yaml.YAMLError as exc:
                     raise bad_request(f"error decoding YAML: {exc}") from None
-            raise bad_request("couldn't get version/kind; json parse error: invalid character in the request body") from None
+            raise bad_request(
+                "couldn't get version/kind; json parse error: invalid character in the request body"
+            ) from None
 
     @staticmethod
     def _check_type(rt: ResourceType, obj: Any) -> None:
@@ -611,7 +655,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
             )
         if obj["kind"] != rt.kind:
-            raise bad_request(f"the kind in the data ({obj['kind']}) does not match the expected kind ({rt.kind})")
+            raise bad_request(
+                f"the kind in the data ({obj['kind']}) does not match the expected kind ({rt.kind})"
+            )
 
     @staticmethod
     def _dry_run(query: dict[str, str]) -> bool:
@@ -627,9 +673,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if "as=Table" in p and "g=meta.k8s.io" in p:
                 return "v1beta1" if "v=v1beta1" in p else "v1"
         if accept and not any(
-            t in accept for t in ("application/json", "*/*", "application/yaml", "application/vnd.kubernetes.protobuf")
+            t in accept
+            for t in ("application/json", "*/*", "application/yaml", "application/vnd.kubernetes.protobuf")
         ):
-            raise ApiError(406, "NotAcceptable", f"only the following media types are accepted: application/json, application/yaml (asked for {accept})")
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                f"only the following media types are accepted: application/json, application/yaml (asked for {accept})",
+            )
         return None
 
     def _filter(self, rt: ResourceType, query: dict[str, str]):
@@ -650,7 +701,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if table_version:
             return self._send_json(
                 200,
-                tables.table(route.rt, [obj], resource_version=obj["metadata"]["resourceVersion"], include_object=query.get("includeObject", "Metadata"), table_version=table_version),
+                tables.table(
+                    route.rt,
+                    [obj],
+                    resource_version=obj["metadata"]["resourceVersion"],
+                    include_object=query.get("includeObject", "Metadata"),
+                    table_version=table_version,
+                ),
             )
         self._send_json(200, obj)
 
@@ -666,7 +723,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 state = json.loads(base64.b64decode(token))
                 start = tuple(state["start"])
             except (ValueError, KeyError, TypeError):
-                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+                raise bad_request(
+                    "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+                ) from None
             items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start]
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         next_token = None
@@ -674,19 +733,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             remaining = len(items) - limit
             items = items[:limit]
             last = items[-1]["metadata"]
-            next_token = base64.b64encode(json.dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]}).encode()).decode()
+            next_token = base64.b64encode(
+                json.dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]}).encode()
+            ).decode()
             meta["continue"] = next_token
             meta["remainingItemCount"] = remaining
         if table_version:
             return self._send_json(
                 200,
-                tables.table(rt, [self._present(rt, o) for o in items], resource_version=str(rv), include_object=query.get("includeObject", "Metadata"), continue_token=next_token, table_version=table_version),
+                tables.table(
+                    rt,
+                    [self._present(rt, o) for o in items],
+                    resource_version=str(rv),
+                    include_object=query.get("includeObject", "Metadata"),
+                    continue_token=next_token,
+                    table_version=table_version,
+                ),
             )
         if rt.builtin:
             out_items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in items]
         else:
             out_items = [self._present(rt, o) for o in items]
-        self._send_json(200, {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": out_items})
+        self._send_json(
+            200, {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": out_items}
+        )
 
     def _verb_watch(self, route: _Route, query: dict[str, str], body: bytes) -> None:
         emu = self.emulator
@@ -719,7 +789,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         def send(event_type: str, obj: dict[str, Any]) -> None:
             if table_version and event_type in ("ADDED", "MODIFIED", "DELETED"):
-                obj = tables.table(rt, [obj], resource_version=obj["metadata"]["resourceVersion"], include_object=include, table_version=table_version)
+                obj = tables.table(
+                    rt,
+                    [obj],
+                    resource_version=obj["metadata"]["resourceVersion"],
+                    include_object=include,
+                    table_version=table_version,
+                )
             line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
             self.wfile.flush()
@@ -744,7 +820,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     event = listener.get(timeout=wait)  # type: ignore[union-attr]
                 except Exception:  # queue.Empty: a timeout or bookmark tick
                     if bookmarks and time.monotonic() >= next_bookmark:
-                        send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(max(last_rv, emu.store.resource_version))}})
+                        send(
+                            "BOOKMARK",
+                            {
+                                "kind": rt.kind,
+                                "apiVersion": rt.api_version,
+                                "metadata": {
+                                    "resourceVersion": str(max(last_rv, emu.store.resource_version))
+                                },
+                            },
+                        )
                         next_bookmark = time.monotonic() + emu.bookmark_seconds
                     continue
                 if event is None:
@@ -782,7 +867,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _verb_create(self, route: _Route, query: dict[str, str], body: bytes) -> None:
         obj = self._json_body(body)
         self._check_type(route.rt, obj)
-        created = self.emulator.store.create(obj, namespace=route.namespace, resource=route.rt, dry_run=self._dry_run(query))
+        created = self.emulator.store.create(
+            obj, namespace=route.namespace, resource=route.rt, dry_run=self._dry_run(query)
+        )
         self._send_json(201, self._present(route.rt, created))
 
     def _verb_update(self, route: _Route, query: dict[str, str], body: bytes) -> None:
@@ -791,7 +878,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route.subresource == "scale":
             return self._update_scale(route, lambda scale: obj, query)
         self._check_type(route.rt, obj)
-        updated = store.replace(obj, resource=route.rt, name=route.name, namespace=route.namespace, subresource=route.subresource, dry_run=self._dry_run(query))
+        updated = store.replace(
+            obj,
+            resource=route.rt,
+            name=route.name,
+            namespace=route.namespace,
+            subresource=route.subresource,
+            dry_run=self._dry_run(query),
+        )
         self._send_json(200, self._present(route.rt, updated))
 
     def _verb_patch(self, route: _Route, query: dict[str, str], body: bytes) -> None:
@@ -872,7 +966,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             dry_run=bool(opts.get("dryRun")),
         )
         if gone and not route.rt.return_deleted:
-            details = {"name": obj["metadata"]["name"], "kind": route.rt.plural, "uid": obj["metadata"].get("uid")}
+            details = {
+                "name": obj["metadata"]["name"],
+                "kind": route.rt.plural,
+                "uid": obj["metadata"].get("uid"),
+            }
             if route.rt.group:
                 details["group"] = route.rt.group
             return self._send_json(200, success(200, details))
@@ -894,7 +992,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         eviction = self._json_body(body)
         if not isinstance(eviction, dict):
             raise bad_request("the body of the request must be a policy/v1 Eviction object")
-        self.emulator.store.evict(route.name or "", route.namespace or "", eviction, dry_run=self._dry_run(query))
+        self.emulator.store.evict(
+            route.name or "", route.namespace or "", eviction, dry_run=self._dry_run(query)
+        )
         self._send_json(201, success(201))
 
 
@@ -911,7 +1011,9 @@ def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
+        "metadata": {
+            k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m
+        },
         "spec": {"replicas": int(node or 0)},
         "status": {"replicas": int(status.get("replicas", status.get("instances", 0)) or 0)},
     }
@@ -933,4 +1035,3 @@ def _forbidden(user: str, verb: str, route: _Route) -> ApiError:
         f'{subject} is forbidden: User "{user}" cannot {verb_word} resource "{resource}" in API group "{rt.group}" {where}',
         details={"name": route.name or "", "group": rt.group, "kind": rt.plural},
     )
-

@@ -171,7 +171,9 @@ class Store:
         try:
             return self.registry.resolve(ref)
         except KeyError:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({ref})") from None
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource ({ref})"
+            ) from None
 
     def _storage(self, rt: ResourceType) -> ResourceType:
         return self.registry.preferred(rt.group, rt.plural)
@@ -200,7 +202,9 @@ class Store:
         with self._lock:
             return copy.deepcopy(self._current(rt, name, namespace))
 
-    def try_get(self, resource: ResourceRef, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def try_get(
+        self, resource: ResourceRef, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         try:
             return self.get(resource, name, namespace)
         except ApiError as exc:
@@ -247,7 +251,9 @@ class Store:
 
     # ---- commit ---------------------------------------------------------------------------
 
-    def _commit(self, rt: ResourceType, obj: dict[str, Any], type_: str, old: dict[str, Any] | None) -> dict[str, Any]:
+    def _commit(
+        self, rt: ResourceType, obj: dict[str, Any], type_: str, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         m = obj["metadata"]
@@ -319,16 +325,34 @@ class Store:
                         "Forbidden",
                         f'{rt.qualified} "{m.get("name") or m.get("generateName", "")}" is forbidden: unable to '
                         f"create new content in namespace {ns} because it is being terminated",
-                        details={"name": m.get("name", ""), "kind": rt.plural, "causes": [
-                            {"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}
-                        ]},
+                        details={
+                            "name": m.get("name", ""),
+                            "kind": rt.plural,
+                            "causes": [
+                                {
+                                    "reason": "NamespaceTerminating",
+                                    "message": f"namespace {ns} is being terminated",
+                                    "field": "metadata.namespace",
+                                }
+                            ],
+                        },
                     )
             else:
                 m.pop("namespace", None)
             bucket = self._bucket(rt)
             if not m.get("name"):
                 if not m.get("generateName"):
-                    raise invalid(rt, "", [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")])
+                    raise invalid(
+                        rt,
+                        "",
+                        [
+                            (
+                                "metadata.name",
+                                "FieldValueRequired",
+                                "Required value: name or generateName is required",
+                            )
+                        ],
+                    )
                 while True:
                     candidate = m["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
                     if (m.get("namespace", ""), candidate) not in bucket:
@@ -336,7 +360,12 @@ class Store:
                         break
             if (m.get("namespace", ""), m["name"]) in bucket:
                 raise already_exists(rt, m["name"])
-            for server_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "managedFields"):
+            for server_field in (
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "resourceVersion",
+                "managedFields",
+            ):
                 m.pop(server_field, None)
             m["uid"] = str(uuid.uuid4())
             m["creationTimestamp"] = rfc3339()
@@ -378,10 +407,22 @@ class Store:
             if not isinstance(m, dict):
                 m = new["metadata"] = {}
             if m.get("name", cm["name"]) != cm["name"]:
-                raise bad_request(f"the name of the object ({m.get('name')}) does not match the name on the URL ({cm['name']})")
+                raise bad_request(
+                    f"the name of the object ({m.get('name')}) does not match the name on the URL ({cm['name']})"
+                )
             if rt.namespaced and m.get("namespace", cm.get("namespace")) != cm.get("namespace"):
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-            for server_field in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            for server_field in (
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if server_field in cm:
                     m[server_field] = cm[server_field]
                 else:
@@ -401,7 +442,9 @@ class Store:
         validation.validate(rt, new, current)
         return new
 
-    def _store_update(self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    def _store_update(
+        self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any], dry_run: bool
+    ) -> dict[str, Any]:
         if new == current:  # no-op writes do not reach etcd: same resourceVersion, no event
             return copy.deepcopy(current)
         if rt.group == "apiextensions.k8s.io":
@@ -411,7 +454,9 @@ class Store:
         storage = self._storage(rt)
         nm = new["metadata"]
         if nm.get("deletionTimestamp") and not nm.get("finalizers") and meta(current).get("finalizers"):
-            pending_grace = rt.kind == "Pod" and not rt.group and int(nm.get("deletionGracePeriodSeconds") or 0) > 0
+            pending_grace = (
+                rt.kind == "Pod" and not rt.group and int(nm.get("deletionGracePeriodSeconds") or 0) > 0
+            )
             if not pending_grace:
                 self._commit(storage, new, "DELETED", current)
                 self._after_removal(storage, new, None)
@@ -439,7 +484,9 @@ class Store:
         if not name:
             raise bad_request("the name of the object is required")
         if m.get("name") and m["name"] != name:
-            raise bad_request(f"the name of the object ({m['name']}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({m['name']}) does not match the name on the URL ({name})"
+            )
         namespace = namespace or m.get("namespace")
         with self._lock:
             current = self._current(rt, name, namespace)
@@ -449,7 +496,15 @@ class Store:
                     raise conflict(rt, name)
             elif not rt.builtin:
                 raise invalid(
-                    rt, name, [("metadata.resourceVersion", "FieldValueInvalid", "Invalid value: 0x0: must be specified for an update")]
+                    rt,
+                    name,
+                    [
+                        (
+                            "metadata.resourceVersion",
+                            "FieldValueInvalid",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
                 )
             new = self._updated(rt, current, obj, subresource)
             return self._store_update(rt, current, new, dry_run)
@@ -457,7 +512,11 @@ class Store:
     def _rt_of(self, obj: dict[str, Any]) -> ResourceType:
         rt = self.registry.for_api_version(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         if rt is None:
-            raise ApiError(404, "NotFound", f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
+            raise ApiError(
+                404,
+                "NotFound",
+                f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"',
+            )
         return rt
 
     def patch(
@@ -488,14 +547,20 @@ class Store:
                 if not rt.builtin:
                     raise unsupported_media_type(
                         "application/strategic-merge-patch+json",
-                        ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"],
+                        [
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                            "application/apply-patch+yaml",
+                        ],
                     )
                 patched = patch.strategic_merge(current, body, rt.kind)
             else:
                 raise bad_request(f"unknown patch type {patch_type!r}")
             if not isinstance(patched, dict):
                 raise bad_request("the patch must leave an object")
-            if (patched.get("metadata") or {}).get("resourceVersion", current["metadata"]["resourceVersion"]) != current["metadata"]["resourceVersion"]:
+            if (patched.get("metadata") or {}).get(
+                "resourceVersion", current["metadata"]["resourceVersion"]
+            ) != current["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
             new = self._updated(rt, current, patched, subresource)
             return self._store_update(rt, current, new, dry_run), False
@@ -525,7 +590,9 @@ class Store:
             )
         bm = body.get("metadata") or {}
         if bm.get("name", name) != name:
-            raise bad_request(f"the name of the object ({bm.get('name')}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({bm.get('name')}) does not match the name on the URL ({name})"
+            )
         config_paths = {p for p in patch.leaf_paths(body) if p not in patch.IDENTITY}
         if subresource == "status":
             config_paths = {p for p in config_paths if p[0] == "status"}
@@ -547,10 +614,21 @@ class Store:
             if current is None:
                 if subresource:
                     raise not_found(rt, name)
-                created = self.create(body, namespace=namespace, resource=rt, dry_run=dry_run, managed_fields=[entry])
+                created = self.create(
+                    body, namespace=namespace, resource=rt, dry_run=dry_run, managed_fields=[entry]
+                )
                 return created, True
             owners: list[dict[str, Any]] = [dict(e) for e in meta(current).get("managedFields") or []]
-            mine = next((e for e in owners if e.get("manager") == field_manager and e.get("operation") == "Apply" and e.get("subresource") == subresource), None)
+            mine = next(
+                (
+                    e
+                    for e in owners
+                    if e.get("manager") == field_manager
+                    and e.get("operation") == "Apply"
+                    and e.get("subresource") == subresource
+                ),
+                None,
+            )
             others = [e for e in owners if e is not mine]
             conflicts: list[tuple[str, str]] = []
             for other in others:
@@ -560,13 +638,18 @@ class Store:
                 keep = set(owned)
                 for path in config_paths:
                     for theirs in owned:
-                        if patch.overlaps(path, theirs) and patch.value_at(current, path) != patch.value_at(body, path):
+                        if patch.overlaps(path, theirs) and patch.value_at(current, path) != patch.value_at(
+                            body, path
+                        ):
                             conflicts.append((other["manager"], "." + ".".join(path)))
                             keep.discard(theirs)
                 if force:
                     other["fieldsV1"] = patch.fields_v1(keep)
             if conflicts and not force:
-                causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f} for m, f in conflicts]
+                causes = [
+                    {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
+                    for m, f in conflicts
+                ]
                 listing = "\n".join(f"- {m}: {f}" for m, f in conflicts)
                 raise ApiError(
                     409,
@@ -575,14 +658,22 @@ class Store:
                     details={"name": name, "kind": rt.plural, "group": rt.group, "causes": causes},
                 )
             merged = (
-                patch.strategic_merge(current, body, rt.kind) if rt.builtin else patch.merge_patch(current, body)
+                patch.strategic_merge(current, body, rt.kind)
+                if rt.builtin
+                else patch.merge_patch(current, body)
             )
             if mine is not None:
-                others_paths = set().union(*(patch.paths_from_fields_v1(e.get("fieldsV1") or {}) for e in others)) if others else set()
+                others_paths = (
+                    set().union(*(patch.paths_from_fields_v1(e.get("fieldsV1") or {}) for e in others))
+                    if others
+                    else set()
+                )
                 for gone_path in patch.paths_from_fields_v1(mine.get("fieldsV1") or {}) - config_paths:
                     if not any(patch.overlaps(gone_path, p) for p in others_paths):
                         patch.remove_path(merged, gone_path)
-            merged.setdefault("metadata", {})["managedFields"] = [e for e in others if e.get("fieldsV1")] + [entry]
+            merged.setdefault("metadata", {})["managedFields"] = [e for e in others if e.get("fieldsV1")] + [
+                entry
+            ]
             new = self._updated(rt, current, merged, subresource)
             new["metadata"]["managedFields"] = merged["metadata"]["managedFields"]
             return self._store_update(rt, current, new, dry_run), False
@@ -641,12 +732,19 @@ class Store:
             current = self._current(pods, name, namespace)
             bound = (current.get("spec") or {}).get("nodeName")
             if bound:
-                raise conflict(pods, name, f"pod {name} is already assigned to node \"{bound}\"")
+                raise conflict(pods, name, f'pod {name} is already assigned to node "{bound}"')
             new = copy.deepcopy(current)
             new["spec"]["nodeName"] = node
             status = new.setdefault("status", {})
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": rfc3339()})
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": rfc3339(),
+                }
+            )
             status["conditions"] = conditions
             self._commit(pods, new, "MODIFIED", current)
             return copy.deepcopy(new)
@@ -765,7 +863,9 @@ class Store:
             if any(ns == name for ns, _ in self._bucket(res)):
                 return
         new = copy.deepcopy(ns_obj)
-        new.setdefault("spec", {})["finalizers"] = [f for f in (new.get("spec") or {}).get("finalizers", []) if f != "kubernetes"]
+        new.setdefault("spec", {})["finalizers"] = [
+            f for f in (new.get("spec") or {}).get("finalizers", []) if f != "kubernetes"
+        ]
         if new["metadata"].get("finalizers") or new["spec"]["finalizers"]:
             if new != ns_obj:
                 self._commit(ns_rt, new, "MODIFIED", ns_obj)
@@ -793,23 +893,35 @@ class Store:
                 if dry_run:
                     out.append(copy.deepcopy(obj))
                     continue
-                if self._bucket(rt).get((obj["metadata"].get("namespace", ""), obj["metadata"]["name"])) is obj:
+                if (
+                    self._bucket(rt).get((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+                    is obj
+                ):
                     out.append(copy.deepcopy(self._delete_locked(rt, obj, grace_period_seconds, None)[0]))
             return out
 
     # ---- eviction -------------------------------------------------------------------------
 
-    def evict(self, name: str, namespace: str, eviction: dict[str, Any] | None = None, *, dry_run: bool = False) -> None:
+    def evict(
+        self, name: str, namespace: str, eviction: dict[str, Any] | None = None, *, dry_run: bool = False
+    ) -> None:
         """The ``pods/eviction`` subresource: delete the pod unless a PodDisruptionBudget
         forbids it (429 TooManyRequests naming the budget)."""
         eviction = eviction or {}
-        if eviction.get("kind", "Eviction") != "Eviction" or eviction.get("apiVersion", "policy/v1") not in ("policy/v1", "policy/v1beta1"):
-            raise bad_request(f"the body must be a policy/v1 Eviction, not {eviction.get('apiVersion')}/{eviction.get('kind')}")
+        if eviction.get("kind", "Eviction") != "Eviction" or eviction.get("apiVersion", "policy/v1") not in (
+            "policy/v1",
+            "policy/v1beta1",
+        ):
+            raise bad_request(
+                f"the body must be a policy/v1 Eviction, not {eviction.get('apiVersion')}/{eviction.get('kind')}"
+            )
         em = eviction.get("metadata") or {}
         if em.get("name", name) != name:
             raise bad_request("name in URL does not match name in Eviction object")
         if em.get("namespace", namespace) != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         options = eviction.get("deleteOptions") or {}
         pods = self.registry.resolve("pods")
         pdbs = self.registry.resolve("poddisruptionbudgets.policy")
@@ -822,7 +934,9 @@ class Store:
                     b
                     for b in self._bucket(pdbs).values()
                     if b["metadata"].get("namespace") == namespace
-                    and selectors.selects((b.get("spec") or {}).get("selector"), pod["metadata"].get("labels"))
+                    and selectors.selects(
+                        (b.get("spec") or {}).get("selector"), pod["metadata"].get("labels")
+                    )
                 ]
                 if len(matching) > 1:
                     raise ApiError(
@@ -834,7 +948,9 @@ class Store:
                     self._check_budget(matching[0], pod, namespace)
             if dry_run or options.get("dryRun"):
                 return
-            self._delete_locked(pods, pod, options.get("gracePeriodSeconds"), options.get("propagationPolicy"))
+            self._delete_locked(
+                pods, pod, options.get("gracePeriodSeconds"), options.get("propagationPolicy")
+            )
 
     def _check_budget(self, pdb: dict[str, Any], pod: dict[str, Any], namespace: str) -> None:
         pods = [p for (ns, _), p in self._bucket(self.registry.resolve("pods")).items() if ns == namespace]
@@ -948,7 +1064,11 @@ class Store:
 def _spec_part(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     """What counts for ``metadata.generation``: everything but metadata (and status when
     the resource has a status subresource)."""
-    return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind") and not (rt.status and k == "status")}
+    return {
+        k: v
+        for k, v in obj.items()
+        if k not in ("metadata", "apiVersion", "kind") and not (rt.status and k == "status")
+    }
 
 
 def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -967,20 +1087,31 @@ def _defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
         spec.setdefault("replicas", 1)
         spec.setdefault(
-            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
         )
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         obj.setdefault("status", {})
     elif rt.group == "apps" and rt.kind == "DaemonSet":
         spec = obj.setdefault("spec", {})
-        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        spec.setdefault(
+            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+        )
         spec.setdefault("revisionHistoryLimit", 10)
         obj.setdefault(
-            "status", {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}
+            "status",
+            {
+                "currentNumberScheduled": 0,
+                "desiredNumberScheduled": 0,
+                "numberMisscheduled": 0,
+                "numberReady": 0,
+            },
         )
     elif rt.group == "policy" and rt.kind == "PodDisruptionBudget":
-        obj.setdefault("status", {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0})
+        obj.setdefault(
+            "status", {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}
+        )
     elif rt.group == "" and rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
 

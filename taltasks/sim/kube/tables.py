@@ -71,7 +71,11 @@ def _node_cells(obj: dict[str, Any]) -> list[Any]:
         status += ",SchedulingDisabled"
     labels = (obj.get("metadata") or {}).get("labels") or {}
     roles = sorted(
-        {k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]}
+        {
+            k.split("/", 1)[1]
+            for k in labels
+            if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]
+        }
         | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set())
     )
     st = obj.get("status") or {}
@@ -219,12 +223,20 @@ BUILTIN_TABLES: dict[tuple[str, str], tuple[tuple[Column, ...], Cells]] = {
         _daemonset_cells,
     ),
     ("policy", "poddisruptionbudgets"): (
-        (_NAME, _col("Min Available"), _col("Max Unavailable"), _col("Allowed Disruptions", "integer"), _col("Age")),
+        (
+            _NAME,
+            _col("Min Available"),
+            _col("Max Unavailable"),
+            _col("Allowed Disruptions", "integer"),
+            _col("Age"),
+        ),
         _pdb_cells,
     ),
 }
 
-_SEGMENT = re.compile(r"""\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_\-.]+)\s*==\s*["']([^"']*)["']\)\]""")
+_SEGMENT = re.compile(
+    r"""\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_\-.]+)\s*==\s*["']([^"']*)["']\)\]"""
+)
 
 
 def json_path(obj: Any, path: str) -> list[Any]:
@@ -267,7 +279,7 @@ def _crd_cells(columns: Iterable[Column]) -> Cells:
             elif col.type == "integer" and isinstance(found[0], int):
                 row.append(found[0])
             else:
-                row.append(",".join(str(v) if not isinstance(v, dict | list) else str(v) for v in found))
+                row.append(",".join(str(v) for v in found))
         return row
 
     return cells
@@ -290,7 +302,11 @@ def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
         return None
     if include == "Object":
         return obj
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata") or {},
+    }
 
 
 def table(

@@ -53,7 +53,13 @@ def _metadata_causes(meta: dict[str, Any]) -> list[Cause]:
     causes: list[Cause] = []
     for key, value in (meta.get("labels") or {}).items():
         if not _key_ok(str(key)):
-            causes.append(("metadata.labels", "FieldValueInvalid", f'Invalid value: "{key}": name part must be a valid label key'))
+            causes.append(
+                (
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{key}": name part must be a valid label key',
+                )
+            )
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
             causes.append(
                 (
@@ -65,9 +71,21 @@ def _metadata_causes(meta: dict[str, Any]) -> list[Cause]:
             )
     for key, value in (meta.get("annotations") or {}).items():
         if not _key_ok(str(key)):
-            causes.append(("metadata.annotations", "FieldValueInvalid", f'Invalid value: "{key}": name part must be a valid annotation key'))
+            causes.append(
+                (
+                    "metadata.annotations",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{key}": name part must be a valid annotation key',
+                )
+            )
         if not isinstance(value, str):
-            causes.append(("metadata.annotations", "FieldValueInvalid", f"Invalid value: {key}: annotation values must be strings"))
+            causes.append(
+                (
+                    "metadata.annotations",
+                    "FieldValueInvalid",
+                    f"Invalid value: {key}: annotation values must be strings",
+                )
+            )
     return causes
 
 
@@ -79,7 +97,9 @@ def _template_selector_causes(obj: dict[str, Any]) -> list[Cause]:
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     sel = from_label_selector(selector)
     if not sel:
-        return [("spec.selector", "FieldValueInvalid", "Invalid value: empty selector is invalid for deployment")]
+        return [
+            ("spec.selector", "FieldValueInvalid", "Invalid value: empty selector is invalid for deployment")
+        ]
     if not matches(sel, labels):
         return [
             (
@@ -110,7 +130,9 @@ def _pod_causes(obj: dict[str, Any]) -> list[Cause]:
 def _pdb_causes(obj: dict[str, Any]) -> list[Cause]:
     spec = obj.get("spec") or {}
     if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
-        return [("spec", "FieldValueInvalid", "Invalid value: minAvailable and maxUnavailable cannot be both set")]
+        return [
+            ("spec", "FieldValueInvalid", "Invalid value: minAvailable and maxUnavailable cannot be both set")
+        ]
     return []
 
 
@@ -125,7 +147,9 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None =
             causes += _pod_update_causes(old, obj)
     elif rt.group == "apps" and rt.kind in ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"):
         causes += _template_selector_causes(obj)
-        if old is not None and (old.get("spec") or {}).get("selector") != (obj.get("spec") or {}).get("selector"):
+        if old is not None and (old.get("spec") or {}).get("selector") != (obj.get("spec") or {}).get(
+            "selector"
+        ):
             causes.append(("spec.selector", "FieldValueInvalid", "Invalid value: field is immutable"))
     elif rt.group == "policy" and rt.kind == "PodDisruptionBudget":
         causes += _pdb_causes(obj)

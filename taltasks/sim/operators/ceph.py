@@ -43,6 +43,14 @@ OWNED = ("app.kubernetes.io/managed-by", "rook-ceph-operator")
 PGS = 129
 
 
+def precise_now() -> str:
+    """RFC 3339 with milliseconds. Rook writes whole seconds; the simulator polls many times
+    a second, and whole seconds would hide all polls but one per second from a gate that
+    counts fresh ``lastChecked`` samples."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
 class CephOperator(Controller):
     watches = ("pods", "nodes")
 
@@ -56,7 +64,9 @@ class CephOperator(Controller):
         self.draining_domain = ""
         self._last_health: str | None = None
         self._fsid = str(hashlib.sha256(f"{config.namespace}/{config.name}".encode()).hexdigest()[:32])
-        self._fsid = "-".join((self._fsid[:8], self._fsid[8:12], self._fsid[12:16], self._fsid[16:20], self._fsid[20:32]))
+        self._fsid = "-".join(
+            (self._fsid[:8], self._fsid[8:12], self._fsid[12:16], self._fsid[16:20], self._fsid[20:32])
+        )
 
     # ---- set-up ---------------------------------------------------------------------------
 
@@ -81,18 +91,43 @@ class CephOperator(Controller):
                     "storage": {
                         "useAllNodes": False,
                         "useAllDevices": False,
-                        "nodes": [{"name": host, "devices": [{"name": f"/dev/disk/by-id/osd-{i}"} for i in ids]} for host, ids in sorted(c.osds.items())],
+                        "nodes": [
+                            {"name": host, "devices": [{"name": f"/dev/disk/by-id/osd-{i}"} for i in ids]}
+                            for host, ids in sorted(c.osds.items())
+                        ],
                     },
-                    "disruptionManagement": {"managePodBudgets": c.manage_pod_budgets, "osdMaintenanceTimeout": 30},
-                    "healthCheck": {"daemonHealth": {"status": {"interval": f"{c.check_interval_seconds:g}s"}}},
+                    "disruptionManagement": {
+                        "managePodBudgets": c.manage_pod_budgets,
+                        "osdMaintenanceTimeout": 30,
+                    },
+                    "healthCheck": {
+                        "daemonHealth": {"status": {"interval": f"{c.check_interval_seconds:g}s"}}
+                    },
                 },
             }
         )
         base = {"rook_cluster": c.namespace, OWNED[0]: OWNED[1]}
         for i, node in enumerate(c.mons):
             mon = MON_IDS[i]
-            labels = {**base, "app": "rook-ceph-mon", "mon": mon, "ceph_daemon_type": "mon", "ceph_daemon_id": mon}
-            store.upsert(pinned_deployment(c.namespace, f"rook-ceph-mon-{mon}", labels, node=node, image=c.image, tolerate_control_plane=True, owner=cluster, container="mon"))
+            labels = {
+                **base,
+                "app": "rook-ceph-mon",
+                "mon": mon,
+                "ceph_daemon_type": "mon",
+                "ceph_daemon_id": mon,
+            }
+            store.upsert(
+                pinned_deployment(
+                    c.namespace,
+                    f"rook-ceph-mon-{mon}",
+                    labels,
+                    node=node,
+                    image=c.image,
+                    tolerate_control_plane=True,
+                    owner=cluster,
+                    container="mon",
+                )
+            )
         for osd, host in sorted(c.osd_hosts().items()):
             labels = {
                 **base,
@@ -105,11 +140,39 @@ class CephOperator(Controller):
                 "topology-location-host": host,
                 "topology-location-root": "default",
             }
-            store.upsert(pinned_deployment(c.namespace, f"rook-ceph-osd-{osd}", labels, node=host, image=c.image, tolerate_control_plane=True, owner=cluster, container="osd"))
+            store.upsert(
+                pinned_deployment(
+                    c.namespace,
+                    f"rook-ceph-osd-{osd}",
+                    labels,
+                    node=host,
+                    image=c.image,
+                    tolerate_control_plane=True,
+                    owner=cluster,
+                    container="osd",
+                )
+            )
         for i in range(c.mgrs):
             mgr = MON_IDS[i]
-            labels = {**base, "app": "rook-ceph-mgr", "mgr": mgr, "ceph_daemon_type": "mgr", "ceph_daemon_id": mgr}
-            store.upsert(pinned_deployment(c.namespace, f"rook-ceph-mgr-{mgr}", labels, node=None, image=c.image, tolerate_control_plane=True, owner=cluster, container="mgr"))
+            labels = {
+                **base,
+                "app": "rook-ceph-mgr",
+                "mgr": mgr,
+                "ceph_daemon_type": "mgr",
+                "ceph_daemon_id": mgr,
+            }
+            store.upsert(
+                pinned_deployment(
+                    c.namespace,
+                    f"rook-ceph-mgr-{mgr}",
+                    labels,
+                    node=None,
+                    image=c.image,
+                    tolerate_control_plane=True,
+                    owner=cluster,
+                    container="mgr",
+                )
+            )
         if store.try_get("configmaps", "rook-ceph-pdbstatemap", c.namespace) is None:
             store.create(
                 {
@@ -160,20 +223,50 @@ class CephOperator(Controller):
         hosts = c.osd_hosts()
         down_domains = sorted({hosts[osd] for osd, up in osd_up.items() if not up})
         if down_domains:
-            self.draining_domain = self.draining_domain if self.draining_domain in down_domains else down_domains[0]
+            self.draining_domain = (
+                self.draining_domain if self.draining_domain in down_domains else down_domains[0]
+            )
         elif clean:
             self.draining_domain = ""
         fd = self.draining_domain
         base_labels = {"rook_cluster": c.namespace}
         wanted = [
-            pdb(c.namespace, "rook-ceph-mon-pdb", {"app": "rook-ceph-mon"}, max_unavailable=1, labels=base_labels),
-            pdb(c.namespace, "rook-ceph-mgr-pdb", {"app": "rook-ceph-mgr"}, max_unavailable=1, labels=base_labels),
+            pdb(
+                c.namespace,
+                "rook-ceph-mon-pdb",
+                {"app": "rook-ceph-mon"},
+                max_unavailable=1,
+                labels=base_labels,
+            ),
+            pdb(
+                c.namespace,
+                "rook-ceph-mgr-pdb",
+                {"app": "rook-ceph-mgr"},
+                max_unavailable=1,
+                labels=base_labels,
+            ),
         ]
         if fd:
             for other in sorted(set(c.osds) - {fd}):
-                wanted.append(pdb(c.namespace, f"rook-ceph-osd-host-{other}", {"topology-location-host": other}, max_unavailable=0, labels=base_labels))
+                wanted.append(
+                    pdb(
+                        c.namespace,
+                        f"rook-ceph-osd-host-{other}",
+                        {"topology-location-host": other},
+                        max_unavailable=0,
+                        labels=base_labels,
+                    )
+                )
         else:
-            wanted.append(pdb(c.namespace, "rook-ceph-osd", {"app": "rook-ceph-osd"}, max_unavailable=1, labels=base_labels))
+            wanted.append(
+                pdb(
+                    c.namespace,
+                    "rook-ceph-osd",
+                    {"app": "rook-ceph-osd"},
+                    max_unavailable=1,
+                    labels=base_labels,
+                )
+            )
         sync_pdbs(self.store, c.namespace, wanted, OWNED)
         data = {"draining-failure-domain": fd, "set-no-out": fd}
         current = self.store.try_get("configmaps", "rook-ceph-pdbstatemap", c.namespace)
@@ -181,7 +274,9 @@ class CephOperator(Controller):
             stamp = {f"{fd}-noout-last-set-at": rfc3339()} if fd else {}
 
             def put(cm: dict[str, Any]) -> None:
-                kept = {k: v for k, v in (cm.get("data") or {}).items() if not k.endswith("-noout-last-set-at")}
+                kept = {
+                    k: v for k, v in (cm.get("data") or {}).items() if not k.endswith("-noout-last-set-at")
+                }
                 cm["data"] = {**kept, **data, **stamp}
 
             self.store.mutate("configmaps", "rook-ceph-pdbstatemap", put, namespace=c.namespace)
@@ -202,7 +297,9 @@ class CephOperator(Controller):
         details: dict[str, dict[str, str]] = {}
         quorum = [m for m, up in sorted(mon_up.items()) if up]
         if mon_up and len(quorum) < len(mon_up) // 2 + 1:
-            return "HEALTH_ERR", {"error": {"severity": "Urgent", "message": "failed to get status. . timed out: exit status 1"}}
+            return "HEALTH_ERR", {
+                "error": {"severity": "Urgent", "message": "failed to get status. . timed out: exit status 1"}
+            }
         down = sorted(osd for osd, up in osd_up.items() if not up)
         if down:
             details["OSD_DOWN"] = {"severity": "HEALTH_WARN", "message": f"{len(down)} osds down"}
@@ -212,7 +309,10 @@ class CephOperator(Controller):
             dead = [h for h, ids in by_host.items() if all(not osd_up[i] for i in ids)]
             if dead:
                 n = sum(len(by_host[h]) for h in dead)
-                details["OSD_HOST_DOWN"] = {"severity": "HEALTH_WARN", "message": f"{len(dead)} host ({n} osds) down"}
+                details["OSD_HOST_DOWN"] = {
+                    "severity": "HEALTH_WARN",
+                    "message": f"{len(dead)} host ({n} osds) down",
+                }
         if time.monotonic() < self.degraded_until:
             total = max(1, len(hosts))
             share = max(1, len(down)) / total
@@ -222,15 +322,33 @@ class CephOperator(Controller):
                 "message": f"Degraded data redundancy: {int(objects * share)}/{objects * 3} objects degraded ({100 * share / 3:.3f}%), {int(PGS * share)} pgs degraded, {int(PGS * share)} pgs undersized",
             }
         if self.draining_domain:
-            details["OSD_FLAGS"] = {"severity": "HEALTH_WARN", "message": "1 OSDs or CRUSH {nodes, device-classes} have {NOOUT} flags set"}
+            details["OSD_FLAGS"] = {
+                "severity": "HEALTH_WARN",
+                "message": "1 OSDs or CRUSH {nodes, device-classes} have {NOOUT} flags set",
+            }
         missing = [m for m, up in sorted(mon_up.items()) if not up]
         if missing:
-            details["MON_DOWN"] = {"severity": "HEALTH_WARN", "message": f"{len(missing)}/{len(mon_up)} mons down, quorum {','.join(quorum)}"}
+            details["MON_DOWN"] = {
+                "severity": "HEALTH_WARN",
+                "message": f"{len(missing)}/{len(mon_up)} mons down, quorum {','.join(quorum)}",
+            }
         if self._fault_active("pg-availability"):
-            details["PG_AVAILABILITY"] = {"severity": "HEALTH_WARN", "message": "Reduced data availability: 12 pgs inactive, 12 pgs peering"}
+            details["PG_AVAILABILITY"] = {
+                "severity": "HEALTH_WARN",
+                "message": "Reduced data availability: 12 pgs inactive, 12 pgs peering",
+            }
         stuck = self._fault_active("ceph-stuck")
         if stuck is not None:
-            details = {code: details.get(code, {"severity": stuck.health, "message": f"{code} (simulated fault: stays until the scenario changes)"}) for code in stuck.details}
+            details = {
+                code: details.get(
+                    code,
+                    {
+                        "severity": stuck.health,
+                        "message": f"{code} (simulated fault: stays until the scenario changes)",
+                    },
+                )
+                for code in stuck.details
+            }
             return stuck.health, details
         if any(d["severity"] == "HEALTH_ERR" for d in details.values()):
             return "HEALTH_ERR", details
@@ -241,10 +359,19 @@ class CephOperator(Controller):
             "phase": "Progressing",
             "state": "Creating",
             "message": "Configuring Ceph OSDs",
-            "conditions": [{"type": "Progressing", "status": "True", "reason": "ClusterProgressing", "message": "Configuring Ceph OSDs"}],
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "ClusterProgressing",
+                    "message": "Configuring Ceph OSDs",
+                }
+            ],
         }
         if cluster.get("status") != status:
-            self.store.update_status("cephclusters.ceph.rook.io", self.config.name, status, namespace=self.config.namespace)
+            self.store.update_status(
+                "cephclusters.ceph.rook.io", self.config.name, status, namespace=self.config.namespace
+            )
 
     def check_health(self) -> None:
         c = self.config
@@ -256,19 +383,26 @@ class CephOperator(Controller):
             self._progressing(cluster)
             return
         health, details = self.health_now()
-        now = rfc3339()
+        now = precise_now()
         old = (cluster.get("status") or {}).get("ceph") or {}
         ceph: dict[str, Any] = {
             "health": health,
             "details": details,
             "lastChecked": now,
             "fsid": self._fsid,
-            "capacity": {"bytesTotal": 3 * 2**40, "bytesUsed": 2**38, "bytesAvailable": 3 * 2**40 - 2**38, "lastUpdated": now},
+            "capacity": {
+                "bytesTotal": 3 * 2**40,
+                "bytesUsed": 2**38,
+                "bytesAvailable": 3 * 2**40 - 2**38,
+                "lastUpdated": now,
+            },
             "versions": {
                 "mon": {f"ceph version {CEPH_VERSION} squid (stable)": len(c.mons)},
                 "mgr": {f"ceph version {CEPH_VERSION} squid (stable)": c.mgrs},
                 "osd": {f"ceph version {CEPH_VERSION} squid (stable)": len(c.osd_hosts())},
-                "overall": {f"ceph version {CEPH_VERSION} squid (stable)": len(c.mons) + c.mgrs + len(c.osd_hosts())},
+                "overall": {
+                    f"ceph version {CEPH_VERSION} squid (stable)": len(c.mons) + c.mgrs + len(c.osd_hosts())
+                },
             },
         }
         if old.get("health") and old.get("health") != health:
@@ -297,11 +431,20 @@ class CephOperator(Controller):
             ],
             "ceph": ceph,
             "version": {"image": c.image, "version": f"{CEPH_VERSION}-0"},
-            "storage": {"osd": {"storeType": {"bluestore": len(c.osd_hosts())}}, "deviceClasses": [{"name": "ssd"}]},
+            "storage": {
+                "osd": {"storeType": {"bluestore": len(c.osd_hosts())}},
+                "deviceClasses": [{"name": "ssd"}],
+            },
         }
         self.store.update_status("cephclusters.ceph.rook.io", c.name, status, namespace=c.namespace)
-        if health != self._last_health or sorted(details) != sorted((old.get("details") or {})):
+        if health != self._last_health or sorted(details) != sorted(old.get("details") or {}):
             recorder = self.store.recorder
             if recorder is not None:
-                recorder.record("ceph.health", cluster=f"{c.namespace}/{c.name}", health=health, details=sorted(details), previous=self._last_health)
+                recorder.record(
+                    "ceph.health",
+                    cluster=f"{c.namespace}/{c.name}",
+                    health=health,
+                    details=sorted(details),
+                    previous=self._last_health,
+                )
         self._last_health = health

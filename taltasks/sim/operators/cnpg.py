@@ -36,7 +36,14 @@ from typing import Any
 from taltasks.sim.kube.nodes import node_ready
 from taltasks.sim.kube.runtime import Controller, Reactor, Timer
 from taltasks.sim.kube.store import is_deleting, rfc3339
-from taltasks.sim.operators.common import TOLERATE_CONTROL_PLANE, draining, ensure_namespace, pdb, pod_up, sync_pdbs
+from taltasks.sim.operators.common import (
+    TOLERATE_CONTROL_PLANE,
+    draining,
+    ensure_namespace,
+    pdb,
+    pod_up,
+    sync_pdbs,
+)
 from taltasks.sim.operators.scenario import CnpgClusterConfig, CnpgConfig, FaultConfig
 
 HEALTHY = "Cluster in healthy state"
@@ -96,18 +103,32 @@ class CnpgOperator(Controller):
                         "imageName": c.image,
                         "primaryUpdateStrategy": "unsupervised",
                         "enablePDB": c.enable_pdb,
-                        "nodeMaintenanceWindow": {"inProgress": c.maintenance_in_progress, "reusePVC": c.reuse_pvc},
+                        "nodeMaintenanceWindow": {
+                            "inProgress": c.maintenance_in_progress,
+                            "reusePVC": c.reuse_pvc,
+                        },
                         "stopDelay": 1800,
                         "switchoverDelay": 3600,
                         "failoverDelay": int(self.config.failover_delay_seconds),
-                        "affinity": {"podAntiAffinityType": "required", "topologyKey": "kubernetes.io/hostname"},
+                        "affinity": {
+                            "podAntiAffinityType": "required",
+                            "topologyKey": "kubernetes.io/hostname",
+                        },
                         "storage": {"size": "10Gi"},
                     },
                 }
             )
-        candidates = list(c.nodes) or sorted(
-            (n["metadata"]["name"] for n in nodes if "node-role.kubernetes.io/control-plane" not in (n["metadata"].get("labels") or {})),
-        ) or sorted(n["metadata"]["name"] for n in nodes)
+        candidates = (
+            list(c.nodes)
+            or sorted(
+                (
+                    n["metadata"]["name"]
+                    for n in nodes
+                    if "node-role.kubernetes.io/control-plane" not in (n["metadata"].get("labels") or {})
+                ),
+            )
+            or sorted(n["metadata"]["name"] for n in nodes)
+        )
         for i in range(c.instances):
             state.serial += 1
             node = candidates[i] if i < len(candidates) else ""
@@ -120,7 +141,9 @@ class CnpgOperator(Controller):
 
     def _fault(self, state: _State) -> bool:
         return any(
-            f.kind == "cnpg-never-healthy" and f.cluster == state.config.ref and (f.trigger == "start" or state.disrupted)
+            f.kind == "cnpg-never-healthy"
+            and f.cluster == state.config.ref
+            and (f.trigger == "start" or state.disrupted)
             for f in self.faults
         )
 
@@ -175,7 +198,9 @@ class CnpgOperator(Controller):
     def reconcile(self) -> None:
         nodes = {n["metadata"]["name"]: n for n in self.store.list("nodes")}
         for state in self.states.values():
-            cluster = self.store.try_get("clusters.postgresql.cnpg.io", state.config.name, state.config.namespace)
+            cluster = self.store.try_get(
+                "clusters.postgresql.cnpg.io", state.config.name, state.config.namespace
+            )
             if cluster is not None and not is_deleting(cluster):
                 self._sync(state, cluster, nodes)
 
@@ -193,9 +218,17 @@ class CnpgOperator(Controller):
         if in_maintenance and not reuse_pvc and not state.transition:
             for inst, node in list(state.placement.items()):
                 n = nodes.get(node)
-                if inst not in pods and inst != state.primary and (n is None or not node_ready(n) or draining(n)):
+                if (
+                    inst not in pods
+                    and inst != state.primary
+                    and (n is None or not node_ready(n) or draining(n))
+                ):
                     used = set(state.placement.values())
-                    spare = sorted(name for name, nd in nodes.items() if name not in used and node_ready(nd) and not draining(nd))
+                    spare = sorted(
+                        name
+                        for name, nd in nodes.items()
+                        if name not in used and node_ready(nd) and not draining(nd)
+                    )
                     del state.placement[inst]
                     state.serial += 1
                     state.placement[f"{c.name}-{state.serial}"] = spare[0] if spare else ""
@@ -219,7 +252,14 @@ class CnpgOperator(Controller):
                 return inst
         return ""
 
-    def _maybe_switch(self, state: _State, cluster: dict[str, Any], pods: dict[str, Any], nodes: dict[str, dict[str, Any]], ready: list[str]) -> None:
+    def _maybe_switch(
+        self,
+        state: _State,
+        cluster: dict[str, Any],
+        pods: dict[str, Any],
+        nodes: dict[str, dict[str, Any]],
+        ready: list[str],
+    ) -> None:
         if state.transition:
             return
         c = state.config
@@ -272,19 +312,42 @@ class CnpgOperator(Controller):
         if spec.get("enablePDB", True):
             relaxed = in_maintenance and reuse_pvc
             if not (relaxed and c.instances == 1):
-                wanted.append(pdb(c.namespace, f"{c.name}-primary", {CLUSTER_LABEL: c.name, ROLE_LABEL: "primary"}, min_available=1, labels={CLUSTER_LABEL: c.name}))
+                wanted.append(
+                    pdb(
+                        c.namespace,
+                        f"{c.name}-primary",
+                        {CLUSTER_LABEL: c.name, ROLE_LABEL: "primary"},
+                        min_available=1,
+                        labels={CLUSTER_LABEL: c.name},
+                    )
+                )
             if c.instances >= 3 and not relaxed:
-                wanted.append(pdb(c.namespace, c.name, {CLUSTER_LABEL: c.name, ROLE_LABEL: "replica"}, min_available=c.instances - 2, labels={CLUSTER_LABEL: c.name}))
+                wanted.append(
+                    pdb(
+                        c.namespace,
+                        c.name,
+                        {CLUSTER_LABEL: c.name, ROLE_LABEL: "replica"},
+                        min_available=c.instances - 2,
+                        labels={CLUSTER_LABEL: c.name},
+                    )
+                )
         sync_pdbs(self.store, c.namespace, wanted, ("cnpg.io/managed-by", c.name))
 
-    def _write_status(self, state: _State, cluster: dict[str, Any], pods: dict[str, Any], ready: list[str]) -> None:
+    def _write_status(
+        self, state: _State, cluster: dict[str, Any], pods: dict[str, Any], ready: list[str]
+    ) -> None:
         c = state.config
         now = rfc3339()
         instances = int((cluster.get("spec") or {}).get("instances", c.instances))
         if state.transition == "switchover":
             phase, reason = SWITCHOVER, f"Switching over to {state.target}"
-        elif state.transition == "failover" or (state.primary not in ready and state.primary_lost_at is not None):
-            phase, reason = FAILING_OVER, f"Failing over from {state.primary}" + (f" to {state.target}" if state.transition else "")
+        elif state.transition == "failover" or (
+            state.primary not in ready and state.primary_lost_at is not None
+        ):
+            phase, reason = (
+                FAILING_OVER,
+                f"Failing over from {state.primary}" + (f" to {state.target}" if state.transition else ""),
+            )
         elif len(ready) == instances and not self._fault(state):
             phase, reason = HEALTHY, ""
         else:
@@ -299,7 +362,9 @@ class CnpgOperator(Controller):
             "status": flag,
             "reason": "ClusterIsReady" if healthy else "ClusterIsNotReady",
             "message": "Cluster is Ready" if healthy else "Cluster Is Not Ready",
-            "lastTransitionTime": old_ready["lastTransitionTime"] if old_ready and old_ready.get("status") == flag else now,
+            "lastTransitionTime": old_ready["lastTransitionTime"]
+            if old_ready and old_ready.get("status") == flag
+            else now,
         }
         status: dict[str, Any] = {
             "instances": len(state.placement),
@@ -307,7 +372,11 @@ class CnpgOperator(Controller):
             "instanceNames": sorted(state.placement),
             "instancesStatus": {
                 "healthy": ready,
-                **({"failed": sorted(set(state.placement) - set(ready))} if set(state.placement) - set(ready) else {}),
+                **(
+                    {"failed": sorted(set(state.placement) - set(ready))}
+                    if set(state.placement) - set(ready)
+                    else {}
+                ),
             },
             "currentPrimary": state.primary,
             "currentPrimaryTimestamp": state.primary_since,
@@ -318,7 +387,11 @@ class CnpgOperator(Controller):
             "phase": phase,
             "conditions": [condition],
             "instancesReportedState": {
-                i: {"isPrimary": i == state.primary, "timeLineID": state.timeline, "ip": ((pods.get(i) or {}).get("status") or {}).get("podIP", "")}
+                i: {
+                    "isPrimary": i == state.primary,
+                    "timeLineID": state.timeline,
+                    "ip": ((pods.get(i) or {}).get("status") or {}).get("podIP", ""),
+                }
                 for i in ready
             },
             "writeService": f"{c.name}-rw",
@@ -330,7 +403,12 @@ class CnpgOperator(Controller):
         if old != status:
             self.store.update_status("clusters.postgresql.cnpg.io", c.name, status, namespace=c.namespace)
         key = (phase, len(ready), state.primary, state.timeline)
-        old_key = (old.get("phase"), old.get("readyInstances"), old.get("currentPrimary"), old.get("timelineID"))
+        old_key = (
+            old.get("phase"),
+            old.get("readyInstances"),
+            old.get("currentPrimary"),
+            old.get("timelineID"),
+        )
         if key != old_key and self.store.recorder is not None:
             self.store.recorder.record(
                 "cnpg.status",

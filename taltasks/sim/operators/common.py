@@ -87,7 +87,10 @@ def pinned_deployment(
             "replicas": replicas,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": dict(labels)},
-            "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations or {})}, "spec": spec},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations or {})},
+                "spec": spec,
+            },
         },
     }
 
@@ -114,7 +117,9 @@ def pdb(
     }
 
 
-def sync_pdbs(store: Store, namespace: str, wanted: list[dict[str, Any]], owned_label: tuple[str, str]) -> None:
+def sync_pdbs(
+    store: Store, namespace: str, wanted: list[dict[str, Any]], owned_label: tuple[str, str]
+) -> None:
     """Make the PDBs carrying ``owned_label`` in ``namespace`` exactly ``wanted``."""
     key, value = owned_label
     names = {p["metadata"]["name"] for p in wanted}
@@ -124,5 +129,9 @@ def sync_pdbs(store: Store, namespace: str, wanted: list[dict[str, Any]], owned_
     for want in wanted:
         want["metadata"].setdefault("labels", {})[key] = value
         current = store.try_get("poddisruptionbudgets.policy", want["metadata"]["name"], namespace)
-        if current is None or current.get("spec") != want["spec"] or (current["metadata"].get("labels") or {}) != want["metadata"]["labels"]:
+        if (
+            current is None
+            or current.get("spec") != want["spec"]
+            or (current["metadata"].get("labels") or {}) != want["metadata"]["labels"]
+        ):
             store.upsert(want)

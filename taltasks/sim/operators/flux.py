@@ -43,13 +43,22 @@ def manifest(obj: FluxObjectConfig) -> dict[str, Any]:
                 "spec": {
                     "chart": obj.chart or obj.name,
                     "version": obj.version or "1.0.0",
-                    "sourceRef": {"kind": "HelmRepository", "name": obj.chart or obj.name, "namespace": "flux-system"},
+                    "sourceRef": {
+                        "kind": "HelmRepository",
+                        "name": obj.chart or obj.name,
+                        "namespace": "flux-system",
+                    },
                 }
             },
         }
     if obj.suspend:
         spec["suspend"] = True
-    return {"apiVersion": api_version, "kind": obj.kind, "metadata": {"name": obj.name, "namespace": obj.namespace}, "spec": spec}
+    return {
+        "apiVersion": api_version,
+        "kind": obj.kind,
+        "metadata": {"name": obj.name, "namespace": obj.namespace},
+        "spec": spec,
+    }
 
 
 class FluxOperator(Controller):
@@ -81,14 +90,25 @@ class FluxOperator(Controller):
         suspended = bool(spec.get("suspend"))
         if self._suspended.get(key) != suspended:
             if key in self._suspended and self.store.recorder is not None:
-                self.store.recorder.record("flux.suspend", kind=kind, namespace=m["namespace"], name=m["name"], suspended=suspended)
+                self.store.recorder.record(
+                    "flux.suspend",
+                    flux_kind=kind,
+                    namespace=m["namespace"],
+                    name=m["name"],
+                    suspended=suspended,
+                )
             self._suspended[key] = suspended
         if suspended:
             return
         requested = (m.get("annotations") or {}).get(REQUESTED_AT)
-        stale = status.get("observedGeneration") != m.get("generation") or (requested and status.get("lastHandledReconcileAt") != requested)
+        stale = status.get("observedGeneration") != m.get("generation") or (
+            requested and status.get("lastHandledReconcileAt") != requested
+        )
         if stale and key not in self._timers:
-            self._timers[key] = self.reactor.post(lambda: self._apply(kind, resource, m["namespace"], m["name"], key), self.config.reconcile_seconds)
+            self._timers[key] = self.reactor.post(
+                lambda: self._apply(kind, resource, m["namespace"], m["name"], key),
+                self.config.reconcile_seconds,
+            )
 
     def _apply(self, kind: str, resource: str, namespace: str, name: str, key: str) -> None:
         self._timers.pop(key, None)
@@ -96,7 +116,9 @@ class FluxOperator(Controller):
         if obj is None or (obj.get("spec") or {}).get("suspend"):
             return
         m, spec = obj["metadata"], obj.get("spec") or {}
-        previous = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+        previous = next(
+            (c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
+        )
         now = rfc3339()
         if kind == "HelmRelease":
             chart = (spec.get("chart") or {}).get("spec") or {}
@@ -117,7 +139,9 @@ class FluxOperator(Controller):
                     "reason": reason,
                     "message": message,
                     "observedGeneration": m.get("generation", 1),
-                    "lastTransitionTime": previous["lastTransitionTime"] if previous and previous.get("status") == "True" else now,
+                    "lastTransitionTime": previous["lastTransitionTime"]
+                    if previous and previous.get("status") == "True"
+                    else now,
                 }
             ],
         }

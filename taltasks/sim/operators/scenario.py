@@ -182,7 +182,11 @@ class _Checker:
         allowed = list(allowed)
         for key in value:
             if key not in allowed:
-                self.fail((*keys, key), f"unknown key {key!r} in {_dotted(keys)}", hint=f"allowed keys: {', '.join(allowed)}")
+                self.fail(
+                    (*keys, key),
+                    f"unknown key {key!r} in {_dotted(keys)}",
+                    hint=f"allowed keys: {', '.join(allowed)}",
+                )
         return value
 
     def sequence(self, keys: KeyPath) -> list[Any]:
@@ -204,7 +208,11 @@ class _Checker:
             self.fail(keys, f"{_dotted(keys)} must be a non-empty string")
             return default
         if name and not _NAME.match(value):
-            self.fail(keys, f"{_dotted(keys)}: {value!r} is not a valid Kubernetes name", hint="lower-case letters, digits and '-'")
+            self.fail(
+                keys,
+                f"{_dotted(keys)}: {value!r} is not a valid Kubernetes name",
+                hint="lower-case letters, digits and '-'",
+            )
         return str(value)
 
     def number(self, keys: KeyPath, default: float, *, minimum: float = 0.0) -> float:
@@ -271,7 +279,17 @@ def _ceph(c: _Checker) -> CephConfig | None:
         return None
     c.mapping(
         ("ceph",),
-        ("namespace", "name", "osds", "mons", "mgrs", "recoverySeconds", "checkIntervalSeconds", "managePodBudgets", "image"),
+        (
+            "namespace",
+            "name",
+            "osds",
+            "mons",
+            "mgrs",
+            "recoverySeconds",
+            "checkIntervalSeconds",
+            "managePodBudgets",
+            "image",
+        ),
     )
     osds_raw = c.mapping(("ceph", "osds"), c.doc.get(("ceph", "osds")) or {}, required=True)
     osds: dict[str, tuple[int, ...]] = {}
@@ -280,22 +298,38 @@ def _ceph(c: _Checker) -> CephConfig | None:
         keys = ("ceph", "osds", host)
         c.node(keys, host)
         ids = c.doc.get(keys)
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+        ):
             c.fail(keys, f"ceph.osds.{host} must be a non-empty list of OSD ids (integers >= 0)")
             continue
         for i in ids:
             if i in seen:
-                c.fail(keys, f"OSD {i} is listed on both {seen[i]} and {host}", hint="each OSD id lives on one node")
+                c.fail(
+                    keys,
+                    f"OSD {i} is listed on both {seen[i]} and {host}",
+                    hint="each OSD id lives on one node",
+                )
             seen[i] = host
         osds[str(host)] = tuple(int(i) for i in ids)
     mons = []
     for i, _ in enumerate(c.sequence(("ceph", "mons"))):
         name = c.node(("ceph", "mons", i))
         if name in mons:
-            c.fail(("ceph", "mons", i), f"mon node {name} is listed twice", hint="Rook runs at most one mon per node")
+            c.fail(
+                ("ceph", "mons", i),
+                f"mon node {name} is listed twice",
+                hint="Rook runs at most one mon per node",
+            )
         mons.append(name)
     if not mons:
-        c.fail(("ceph", "mons"), "ceph.mons must list the nodes that run a Ceph monitor", hint="e.g. mons: [cp-1, cp-2, cp-3]")
+        c.fail(
+            ("ceph", "mons"),
+            "ceph.mons must list the nodes that run a Ceph monitor",
+            hint="e.g. mons: [cp-1, cp-2, cp-3]",
+        )
     return CephConfig(
         namespace=c.string(("ceph", "namespace"), "rook-ceph", name=True),
         name=c.string(("ceph", "name"), "rook-ceph", name=True),
@@ -317,15 +351,27 @@ def _cnpg(c: _Checker) -> CnpgConfig | None:
     seen: set[str] = set()
     for i, _ in enumerate(c.sequence(("cnpg", "clusters"))):
         keys: KeyPath = ("cnpg", "clusters", i)
-        c.mapping(keys, ("namespace", "name", "instances", "nodes", "enablePDB", "nodeMaintenanceWindow", "image"), required=True)
+        c.mapping(
+            keys,
+            ("namespace", "name", "instances", "nodes", "enablePDB", "nodeMaintenanceWindow", "image"),
+            required=True,
+        )
         namespace = c.string((*keys, "namespace"), required=True, name=True)
         name = c.string((*keys, "name"), required=True, name=True)
         instances = c.integer((*keys, "instances"), 3, minimum=1)
         nodes = [c.node((*keys, "nodes", j)) for j, _ in enumerate(c.sequence((*keys, "nodes")))]
         if nodes and len(nodes) < instances:
-            c.fail((*keys, "nodes"), f"cluster {namespace}/{name} has {instances} instances but only {len(nodes)} nodes", hint="list one node per instance")
+            c.fail(
+                (*keys, "nodes"),
+                f"cluster {namespace}/{name} has {instances} instances but only {len(nodes)} nodes",
+                hint="list one node per instance",
+            )
         if len(set(nodes)) != len(nodes):
-            c.fail((*keys, "nodes"), f"cluster {namespace}/{name} lists a node twice", hint="CNPG places at most one instance per node (required anti-affinity)")
+            c.fail(
+                (*keys, "nodes"),
+                f"cluster {namespace}/{name} lists a node twice",
+                hint="CNPG places at most one instance per node (required anti-affinity)",
+            )
         if f"{namespace}/{name}" in seen:
             c.fail(keys, f"CNPG cluster {namespace}/{name} is defined twice")
         seen.add(f"{namespace}/{name}")
@@ -337,7 +383,9 @@ def _cnpg(c: _Checker) -> CnpgConfig | None:
                 instances=instances,
                 nodes=tuple(nodes),
                 enable_pdb=c.boolean((*keys, "enablePDB"), True),
-                maintenance_in_progress=c.boolean((*keys, "nodeMaintenanceWindow", "inProgress"), False) if window else False,
+                maintenance_in_progress=c.boolean((*keys, "nodeMaintenanceWindow", "inProgress"), False)
+                if window
+                else False,
                 reuse_pvc=c.boolean((*keys, "nodeMaintenanceWindow", "reusePVC"), True) if window else True,
                 image=c.string((*keys, "image"), "ghcr.io/cloudnative-pg/postgresql:17.5"),
             )
@@ -381,15 +429,33 @@ def _workloads(c: _Checker) -> tuple[WorkloadConfig, ...]:
         keys: KeyPath = ("workloads", i)
         c.mapping(
             keys,
-            ("kind", "namespace", "name", "replicas", "labels", "nodeSelector", "tolerateControlPlane", "pdb", "startSeconds", "neverReady", "image"),
+            (
+                "kind",
+                "namespace",
+                "name",
+                "replicas",
+                "labels",
+                "nodeSelector",
+                "tolerateControlPlane",
+                "pdb",
+                "startSeconds",
+                "neverReady",
+                "image",
+            ),
             required=True,
         )
         kind = c.string((*keys, "kind"), "Deployment")
         if kind not in ("Deployment", "DaemonSet"):
-            c.fail((*keys, "kind"), f"workload kind {kind!r} is not supported", hint="use Deployment or DaemonSet")
+            c.fail(
+                (*keys, "kind"),
+                f"workload kind {kind!r} is not supported",
+                hint="use Deployment or DaemonSet",
+            )
         pdb = c.mapping((*keys, "pdb"), ("minAvailable", "maxUnavailable"))
         if pdb and ("minAvailable" in pdb) == ("maxUnavailable" in pdb):
-            c.fail((*keys, "pdb"), "a PodDisruptionBudget needs exactly one of minAvailable and maxUnavailable")
+            c.fail(
+                (*keys, "pdb"), "a PodDisruptionBudget needs exactly one of minAvailable and maxUnavailable"
+            )
         start = c.doc.get((*keys, "startSeconds"))
         out.append(
             WorkloadConfig(
@@ -409,7 +475,9 @@ def _workloads(c: _Checker) -> tuple[WorkloadConfig, ...]:
     return tuple(out)
 
 
-def _faults(c: _Checker, cnpg: CnpgConfig | None, ceph: CephConfig | None, foreign: frozenset[str]) -> tuple[FaultConfig, ...]:
+def _faults(
+    c: _Checker, cnpg: CnpgConfig | None, ceph: CephConfig | None, foreign: frozenset[str]
+) -> tuple[FaultConfig, ...]:
     out = []
     for i, raw in enumerate(c.sequence(("faults",))):
         keys: KeyPath = ("faults", i)
@@ -420,7 +488,11 @@ def _faults(c: _Checker, cnpg: CnpgConfig | None, ceph: CephConfig | None, forei
         if kind in foreign:
             continue
         if kind not in OPERATOR_FAULTS:
-            c.fail((*keys, "kind"), f"unknown fault kind {kind!r}", hint=f"known kinds: {', '.join((*OPERATOR_FAULTS, *sorted(foreign)))}")
+            c.fail(
+                (*keys, "kind"),
+                f"unknown fault kind {kind!r}",
+                hint=f"known kinds: {', '.join((*OPERATOR_FAULTS, *sorted(foreign)))}",
+            )
             continue
         allowed = {
             "ceph-stuck": ("kind", "trigger", "health", "details"),
@@ -431,7 +503,9 @@ def _faults(c: _Checker, cnpg: CnpgConfig | None, ceph: CephConfig | None, forei
         c.mapping(keys, allowed)
         trigger = c.string((*keys, "trigger"), "first-disruption")
         if trigger not in TRIGGERS:
-            c.fail((*keys, "trigger"), f"unknown trigger {trigger!r}", hint=f"use one of: {', '.join(TRIGGERS)}")
+            c.fail(
+                (*keys, "trigger"), f"unknown trigger {trigger!r}", hint=f"use one of: {', '.join(TRIGGERS)}"
+            )
         fault = FaultConfig(kind=kind, trigger=trigger, where=c.doc.where(keys))
         if kind in ("ceph-stuck", "pg-availability") and ceph is None:
             c.fail(keys, f"fault {kind} needs a ceph section")
@@ -441,13 +515,26 @@ def _faults(c: _Checker, cnpg: CnpgConfig | None, ceph: CephConfig | None, forei
                 c.fail((*keys, "health"), f"health must be HEALTH_WARN or HEALTH_ERR, not {health!r}")
             details = c.sequence((*keys, "details"))
             if not all(isinstance(d, str) and re.fullmatch(r"[A-Z_]+|error", d) for d in details):
-                c.fail((*keys, "details"), "details must be Ceph health check codes such as OSD_DOWN or PG_DEGRADED")
-            fault = FaultConfig(kind=kind, trigger=trigger, health=health, details=tuple(str(d) for d in details) or ("OSD_DOWN",), where=fault.where)
+                c.fail(
+                    (*keys, "details"),
+                    "details must be Ceph health check codes such as OSD_DOWN or PG_DEGRADED",
+                )
+            fault = FaultConfig(
+                kind=kind,
+                trigger=trigger,
+                health=health,
+                details=tuple(str(d) for d in details) or ("OSD_DOWN",),
+                where=fault.where,
+            )
         elif kind == "cnpg-never-healthy":
             ref = c.string((*keys, "cluster"), required=True)
             known = {cl.ref for cl in (cnpg.clusters if cnpg else ())}
             if ref and ref not in known:
-                c.fail((*keys, "cluster"), f"no CNPG cluster {ref!r} in the cnpg section", hint=f"clusters are: {', '.join(sorted(known)) or '(none)'}")
+                c.fail(
+                    (*keys, "cluster"),
+                    f"no CNPG cluster {ref!r} in the cnpg section",
+                    hint=f"clusters are: {', '.join(sorted(known)) or '(none)'}",
+                )
             fault = FaultConfig(kind=kind, trigger=trigger, cluster=ref, where=fault.where)
         elif kind == "pdb-blocks-forever":
             fault = FaultConfig(
@@ -485,6 +572,8 @@ def parse_world(
         first = c.errors[0]
         if len(c.errors) > 1:
             more = "; ".join(str(e) for e in c.errors[1:])
-            raise InputError(f"{first.message} (and {len(c.errors) - 1} more: {more})", where=first.where, hint=first.hint)
+            raise InputError(
+                f"{first.message} (and {len(c.errors) - 1} more: {more})", where=first.where, hint=first.hint
+            )
         raise first
     return WorldScenario(kube=kube, ceph=ceph, cnpg=cnpg, flux=flux, workloads=workloads, faults=faults)
