@@ -344,7 +344,7 @@ faults:
             "s.yaml:2",
             "OSD 0 is listed on both",
         ),
-        ("kube: {podStartSecs: 1}\n", "s.yaml:1", "unknown key 'podStartSecs'"),
+        ("kubernetes: {podStartSecs: 1}\n", "s.yaml:1", "unknown key 'podStartSecs'"),
     ],
 )
 def test_scenario_validation_table(text, where, fragment):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from kubesim import kube_ca, make_world  # noqa: F401 - fixtures
@@ -77,3 +78,22 @@ def test_kubectl_drain_uses_the_eviction_api(make_world):
     evictions = world.emulator.requests.filter(verb="evict", status=201)
     assert {r.namespace for r in evictions} >= {"database", "rook-ceph"}
     kubectl(world, "uncordon", "worker-3")
+
+
+def test_shipped_scenario_shows_every_node_ready(loopback_subnet, kube_ca, tmp_path):
+    """The issue's acceptance line, without the Talos half: the rook-cnpg scenario's
+    Kubernetes world comes up and `kubectl get nodes` lists every node Ready."""
+    from kubesim import cluster_nodes
+
+    from taltasks.sim.addresses import api_address
+    from taltasks.sim.kubeworld import KubeWorld
+    from taltasks.yamlpos import YamlDoc
+
+    doc = YamlDoc.load(Path(__file__).parent / "scenarios" / "rook-cnpg.yaml")
+    with KubeWorld.from_scenario(doc, host=api_address(loopback_subnet), ca=kube_ca, nodes=cluster_nodes(loopback_subnet)) as world:
+        world.wait_settled(15)
+        world.kubeconfig_path = tmp_path / "kubeconfig"
+        world.kubeconfig_path.write_text(world.kubeconfig("demo"))
+        nodes = table(kubectl(world, "get", "nodes").stdout)
+        assert len(nodes) == 6 and {n["STATUS"] for n in nodes} == {"Ready"}
+        assert world.errors == []

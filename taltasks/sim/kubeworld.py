@@ -74,16 +74,21 @@ class KubeWorld:
         nodes: Sequence[NodeSpec],
         register_nodes: bool = True,
         start: bool = True,
+        kubernetes_version: str | None = None,
+        talos_version: str | None = None,
+        zones: dict[str, str] | None = None,
     ) -> KubeWorld:
         """Validate the scenario's Kubernetes sections against ``nodes``, then (unless
-        ``start=False``) start everything. Versions come from ``cluster.kubernetesVersion``
-        and ``cluster.talosVersion``, zones from ``nodes.<name>.zone``."""
+        ``start=False``) start everything. Versions and zones given here win; otherwise
+        they come from ``cluster.kubernetesVersion``, ``cluster.talosVersion`` and
+        ``nodes.<name>.zone`` of the scenario."""
         names = [n for n, _, _ in nodes]
         scenario = parse_world(doc, names) if doc is not None else WorldScenario()
         get = doc.get if doc is not None else (lambda keys, default=None: default)
-        kubernetes_version = str(get(("cluster", "kubernetesVersion")) or DEFAULT_KUBERNETES_VERSION)
-        talos_version = str(get(("cluster", "talosVersion")) or DEFAULT_TALOS_VERSION)
-        zones = {n: str(get(("nodes", n, "zone"))) for n in names if get(("nodes", n, "zone"))}
+        kubernetes_version = kubernetes_version or str(get(("cluster", "kubernetesVersion")) or DEFAULT_KUBERNETES_VERSION)
+        talos_version = talos_version or str(get(("cluster", "talosVersion")) or DEFAULT_TALOS_VERSION)
+        if zones is None:
+            zones = {n: str(get(("nodes", n, "zone"))) for n in names if get(("nodes", n, "zone"))}
         emulator = KubeEmulator(host, port, ca=ca, recorder=recorder, kubernetes_version=kubernetes_version)
         world = cls(
             emulator,

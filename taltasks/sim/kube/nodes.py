@@ -19,6 +19,7 @@ Each change is recorded as a ``node.ready`` entry in the store's recorder.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -155,6 +156,7 @@ def register_node(
         node["spec"]["taints"] = node_taints + _unreachable_taints(now)
     if existing is None:
         created = store.create(node)
+        _renew_lease(store, name, created["metadata"]["uid"])
         _record(store, name, ready, node["status"]["nodeInfo"])
         return created
 
@@ -228,10 +230,29 @@ def set_node_ready(
 
     store.mutate("nodes", name, spec_change)
     node = store.mutate("nodes", name, status_change, subresource="status")
+    if ready:
+        _renew_lease(store, name, node["metadata"]["uid"])
     _record(store, name, ready, node["status"].get("nodeInfo") or {})
     if not ready:
         _evict_all(store, name)
     return node
+
+
+def _renew_lease(store: Store, name: str, uid: str) -> None:
+    """The kubelet's heartbeat Lease in kube-node-lease (renewed when the node is Ready)."""
+    now = time.time()
+    micro = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1e6) % 1000000:06d}Z"
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": "kube-node-lease",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}],
+        },
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro},
+    }
+    store.upsert(lease)
 
 
 def _evict_all(store: Store, node: str) -> None:

@@ -126,7 +126,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         generation=True,
         return_deleted=True,
         field_labels=POD_FIELDS,
-        subresources=("eviction",),
+        subresources=("eviction", "log"),
     ),
     _core("Secret", "secrets", field_labels=BASE_FIELDS | {"type"}),
     _core("ConfigMap", "configmaps", short_names=("cm",)),

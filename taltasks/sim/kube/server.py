@@ -695,6 +695,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         store = self.emulator.store
         table_version = self._wants_table()
         obj = store.get_raw(route.rt, route.name or "", route.namespace)
+        if route.subresource == "log":
+            node = (obj.get("spec") or {}).get("nodeName", "<none>")
+            text = f"simulated pod {route.namespace}/{route.name} on {node}: the simulator keeps no container logs\n"
+            return self._send(200, text.encode(), "text/plain")
         if route.subresource == "scale":
             return self._send_json(200, _scale_of(route.rt, obj))
         obj = self._present(route.rt, obj)

@@ -52,12 +52,17 @@ def human_duration(seconds: float) -> str:
     return f"{days // 365}y"
 
 
+def _since(timestamp: str) -> str:
+    try:
+        then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return timestamp
+    return human_duration(time.time() - then)
+
+
 def age(obj: dict[str, Any]) -> str:
     ts = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not ts:
-        return "<unknown>"
-    created = calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
-    return human_duration(time.time() - created)
+    return _since(ts) if ts else "<unknown>"
 
 
 def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -276,6 +281,8 @@ def _crd_cells(columns: Iterable[Column]) -> Cells:
             found = json_path(obj, col.json_path)
             if not found:
                 row.append(None)
+            elif col.type == "date" and isinstance(found[0], str):
+                row.append(_since(found[0]))  # as the CRD table convertor does
             elif col.type == "integer" and isinstance(found[0], int):
                 row.append(found[0])
             else:

@@ -5,7 +5,7 @@ Talos faults; this module owns ``kube``, ``ceph``, ``cnpg``, ``flux``, ``workloa
 operator ``faults``. Every problem is an :class:`~taltasks.errors.InputError` at the
 ``file:line`` of the offending key, found before anything starts::
 
-    kube: {podStartSeconds: 0.0, podTerminationSeconds: 0.0}
+    kubernetes: {podStartSeconds: 0.0, podTerminationSeconds: 0.0}
     ceph:
       namespace: rook-ceph          # default rook-ceph
       name: rook-ceph               # default rook-ceph
@@ -267,10 +267,10 @@ def _dotted(keys: KeyPath) -> str:
 
 
 def _kube(c: _Checker) -> KubeTimings:
-    c.mapping(("kube",), ("podStartSeconds", "podTerminationSeconds"))
+    c.mapping(("kubernetes",), ("podStartSeconds", "podTerminationSeconds"))
     return KubeTimings(
-        pod_start_seconds=c.number(("kube", "podStartSeconds"), 0.0),
-        pod_termination_seconds=c.number(("kube", "podTerminationSeconds"), 0.0),
+        pod_start_seconds=c.number(("kubernetes", "podStartSeconds"), 0.0),
+        pod_termination_seconds=c.number(("kubernetes", "podTerminationSeconds"), 0.0),
     )
 
 
