@@ -12,7 +12,12 @@ import importlib
 
 from invoke import Collection, Task
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "sim",
+    "talos_read",
+    "talos_config",
+    "etcd",
+)
 
 
 def _collection_for(root: Collection, dotted: str) -> Collection:
