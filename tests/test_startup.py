@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from testpaths import REPO_ROOT
 
 HEAVY = ("grpc", "kubernetes", "cryptography", "jsonschema", "google.protobuf", "ruamel", "celpy", "tenacity")
 

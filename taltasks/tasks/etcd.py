@@ -6,7 +6,10 @@ from taltasks.tasks._cli import command
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, error_row, fail_if_errors
 
 COLLECTION = "etcd"
-HELP = {**TALOS_HELP, "nodes": "control-plane nodes to ask (default: the context's endpoints, which are control planes)"}
+HELP = {
+    **TALOS_HELP,
+    "nodes": "control-plane nodes to ask (default: the context's endpoints, which are control planes)",
+}
 
 
 def client(talosconfig=None, context=None, endpoints=None, nodes=None):

@@ -56,12 +56,11 @@ def _set_list(talosconfig, context, attr: str, values) -> None:
 @command(
     help={
         **_FILE,
-        "ips": "endpoints (comma-separated or repeated)",
+        "ips": "endpoints, comma-separated: 10.0.0.2,10.0.0.3",
         "context": "context to change (default: current)",
     },
-    iterable=["ips"],
 )
-def endpoints(c, ips=None, talosconfig=None, context=None):
+def endpoints(c, ips, talosconfig=None, context=None):
     """Set the endpoints of the current (or given) context."""
     _set_list(talosconfig, context, "endpoints", ips)
 
@@ -69,11 +68,10 @@ def endpoints(c, ips=None, talosconfig=None, context=None):
 @command(
     help={
         **_FILE,
-        "ips": "default target nodes (comma-separated or repeated; empty clears)",
+        "ips": 'default target nodes, comma-separated ("" clears them)',
         "context": "context to change (default: current)",
     },
-    iterable=["ips"],
 )
-def nodes(c, ips=None, talosconfig=None, context=None):
+def nodes(c, ips, talosconfig=None, context=None):
     """Set the default target nodes of the current (or given) context."""
     _set_list(talosconfig, context, "nodes", ips)

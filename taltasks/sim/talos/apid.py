@@ -208,7 +208,8 @@ class Apid:
                 grpc.StatusCode.UNAVAILABLE,
                 'connection error: desc = "transport: authentication handshake failed: x509: certificate signed by unknown authority"',
             )
-        machined.check_maintenance(node, method.name, call)
+        if not method.cosi:  # COSI stays readable in maintenance mode (non-sensitive types only)
+            machined.check_maintenance(node, method.name, call)
         return method.handler(node, request, call)
 
     def _error_element(self, cls: type, target: str, code: grpc.StatusCode, message: str) -> Any:

@@ -33,6 +33,10 @@ class ResourceType:
     @property
     def display(self) -> str:
         plural = self.type.split(".", 1)[0]
+        if plural.endswith("ses"):  # Statuses → Status, Addresses → Address
+            return plural[:-2]
+        if plural.endswith("ies"):
+            return plural[:-3] + "y"
         return plural[:-1] if plural.endswith("s") else plural
 
     def all_aliases(self) -> list[str]:
