@@ -277,3 +277,19 @@ def test_operator_may_reboot_reader_may_not(world):
     assert info.value.code == "PERMISSION_DENIED"
     operator.close()
     reader.close()
+
+
+def test_forfeit_leadership_leave_and_shutdown(world, admin):
+    etcd = world.talos.etcd
+    leader = next(n for n in world.talos.control_planes if etcd.members[etcd.leader].hostname == n.hostname)
+    assert admin.etcd_forfeit_leadership(node=leader.ip) == leader.hostname
+    assert etcd.members[etcd.leader].hostname != leader.hostname
+    leaving = next(n for n in world.talos.control_planes if n is not leader)
+    admin.etcd_leave(node=leaving.ip)
+    remaining = admin.etcd_members([leader.ip])[0].unwrap()
+    assert leaving.hostname not in {m.hostname for m in remaining} and len(remaining) == 2
+    worker = world.talos.node("worker-3")
+    assert admin.shutdown(node=worker.ip).actor_id
+    wait_until(lambda: not worker.reachable and world.recorder.entries("talos.off", node="worker-3"), what="powered off")
+    [res] = admin.version([worker.ip])
+    assert res.error.code == "UNAVAILABLE"
