@@ -14,13 +14,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import REPO, compile_project, p50, table, timed  # noqa: E402
+from bench._common import REPO, compile_project, p50, table, timed
 
 
 def start_sim(directory: Path, scenario: str) -> None:
     (directory / "scenario.yaml").write_text(scenario)
     subprocess.run(
-        [sys.executable, "-m", "invoke", "sim.up", "--dir", str(directory), "--scenario", str(directory / "scenario.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "sim.up",
+            "--dir",
+            str(directory),
+            "--scenario",
+            str(directory / "scenario.yaml"),
+        ],
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -28,7 +37,12 @@ def start_sim(directory: Path, scenario: str) -> None:
 
 
 def stop_sim(directory: Path) -> None:
-    subprocess.run([sys.executable, "-m", "invoke", "sim.down", "--dir", str(directory)], cwd=REPO, check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "invoke", "sim.down", "--dir", str(directory)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+    )
 
 
 def main() -> dict[str, float]:
@@ -58,13 +72,25 @@ def main() -> dict[str, float]:
             client.close()
         finally:
             stop_sim(d)
-    results.update(version_p50_1_ms=one * 1000, version_p50_10_ms=ten * 1000, fanout_ratio=ten / one, snapshot_mb_s=best)
+    results.update(
+        version_p50_1_ms=one * 1000, version_p50_10_ms=ten * 1000, fanout_ratio=ten / one, snapshot_mb_s=best
+    )
     table(
         "Talos API (simulator in its own process, Ed25519 mutual TLS through the bridge)",
         [
             ("Version p50, 1 node", f"{one * 1000:.2f} ms", "", ""),
-            ("Version p50, fan-out to 10 nodes", f"{ten * 1000:.2f} ms", "≤ 2× one node", f"{ten / one:.2f}×"),
-            ("etcd snapshot throughput (256 MiB)", f"{best:.0f} MB/s", "≥ 100 MB/s", f"{best / 100:.2f}× target"),
+            (
+                "Version p50, fan-out to 10 nodes",
+                f"{ten * 1000:.2f} ms",
+                "≤ 2× one node",
+                f"{ten / one:.2f}×",
+            ),
+            (
+                "etcd snapshot throughput (256 MiB)",
+                f"{best:.0f} MB/s",
+                "≥ 100 MB/s",
+                f"{best / 100:.2f}× target",
+            ),
         ],
     )
     return results

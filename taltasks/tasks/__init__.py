@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "sim",
     "talos_read",
     "talos_config",
+    "talos_node",
     "etcd",
 )
 

@@ -95,3 +95,71 @@ def members(c, talosconfig=None, context=None, endpoints=None, nodes=None, json=
             )
     print_rows(rows, ["node", "id", "hostname", "peer_urls", "client_urls", "learner", "error"], as_json=json)
     fail_if_errors(results, "etcd members")
+
+
+def _control_planes(tc) -> list[str]:
+    from taltasks.talos.discovery import members
+
+    known = [m.ip for m in members(tc) if m.control_plane]
+    return known or list(tc.default_nodes)
+
+
+@command(
+    help={
+        **TALOS_HELP,
+        "path": "file to write the snapshot to",
+        "node": "control plane to stream from (default: a healthy follower)",
+    },
+    iterable=ITERABLE,
+)
+def snapshot(c, path, node=None, talosconfig=None, context=None, endpoints=None, nodes=None, json=False):
+    """Stream an etcd snapshot to PATH (via a temp file, fsync'd, with its sha256)."""
+    import json as jsonlib
+    from pathlib import Path
+
+    from taltasks.events import Emitter
+    from taltasks.talos.discovery import resolve
+    from taltasks.ui.reporters import make_reporter
+    from taltasks.workflows import etcd as wf
+
+    emitter = Emitter(make_reporter(json_lines=json))
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        source = resolve(tc, node).ip if node else wf.pick_snapshot_source(wf.survey(tc, _control_planes(tc)))
+        result = wf.snapshot(tc, Path(path), source, emitter)
+    if json:
+        print(
+            jsonlib.dumps({"path": result.path, "size": result.size, "sha256": result.sha256, "node": source})
+        )
+
+
+@command(
+    name="remove-member",
+    help={
+        **TALOS_HELP,
+        "member": "member to remove: hostname, IP or hex member id",
+        "force": "remove it even though it is up and healthy (never skips the quorum check)",
+        "yes": "do not ask for confirmation",
+    },
+    iterable=ITERABLE,
+)
+def remove_member(
+    c, member, force=False, yes=False, talosconfig=None, context=None, endpoints=None, nodes=None, json=False
+):
+    """Remove a dead member from etcd; refuses when it is still healthy or quorum would break."""
+    from taltasks.events import Emitter
+    from taltasks.tasks._cli import confirm
+    from taltasks.ui.reporters import make_reporter
+    from taltasks.workflows import etcd as wf
+
+    emitter = Emitter(make_reporter(json_lines=json))
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        s = wf.survey(tc, _control_planes(tc))
+        plan = wf.plan_removal(s, member, force=force)
+        t = plan.target
+        emitter.emit(
+            "plan",
+            f"remove {t.name} ({t.member.id_hex}, {t.detail}); {plan.healthy_after} of {plan.members_after} members stay healthy",
+            node=t.name,
+        )
+        confirm(f"Remove etcd member {t.name} ({t.member.id_hex})?", yes=yes)
+        wf.remove_member(tc, plan, emitter)

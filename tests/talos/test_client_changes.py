@@ -290,6 +290,9 @@ def test_forfeit_leadership_leave_and_shutdown(world, admin):
     assert leaving.hostname not in {m.hostname for m in remaining} and len(remaining) == 2
     worker = world.talos.node("worker-3")
     assert admin.shutdown(node=worker.ip).actor_id
-    wait_until(lambda: not worker.reachable and world.recorder.entries("talos.off", node="worker-3"), what="powered off")
+    wait_until(
+        lambda: not worker.reachable and world.recorder.entries("talos.off", node="worker-3"),
+        what="powered off",
+    )
     [res] = admin.version([worker.ip])
     assert res.error.code == "UNAVAILABLE"

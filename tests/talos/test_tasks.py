@@ -127,3 +127,31 @@ def test_config_tasks_edit_contexts(sim_dir, tmp_path):
     ]
     assert_one_line_error(invoke("talos.config.use-context", "nope", env=env), "'nope'")
     assert (cfg.stat().st_mode & 0o777) == 0o600
+
+
+def test_etcd_snapshot_and_remove_member_tasks(sim_dir, tmp_path):
+    env = {"TALOSCONFIG": str(sim_dir / "talosconfig")}
+    snap = invoke("etcd.snapshot", str(tmp_path / "db.snap"), "--json", env=env)
+    assert snap.returncode == 0, snap.stderr
+    info = json.loads(snap.stdout.strip().splitlines()[-1])
+    assert info["size"] == (tmp_path / "db.snap").stat().st_size > 0
+    refused = invoke("etcd.remove-member", "cp-3", "--yes", env=env)
+    assert_one_line_error(refused, "cp-3", "up and healthy")
+    assert len(json.loads(invoke("etcd.members", "--json", env=env).stdout)) == 9  # 3 views × 3 members
+
+
+def test_destructive_tasks_need_confirmation_without_a_terminal(sim_dir):
+    env = {"TALOSCONFIG": str(sim_dir / "talosconfig")}
+    proc = invoke("talos.reset-node", "--node", "worker-3", env=env)
+    assert_one_line_error(proc, "refusing without confirmation")
+
+
+def test_logs_kubeconfig_and_unknown_node(sim_dir, tmp_path):
+    env = {"TALOSCONFIG": str(sim_dir / "talosconfig")}
+    logs = invoke("talos.logs", "kubelet", "--node", "worker-1", env=env)
+    assert logs.returncode == 0 and "kubelet" in logs.stdout
+    out = tmp_path / "kubeconfig"
+    kc = invoke("talos.kubeconfig", "--out", str(out), env=env)
+    assert kc.returncode == 0, kc.stderr
+    assert "clusters" in out.read_text() and (out.stat().st_mode & 0o777) == 0o600
+    assert_one_line_error(invoke("talos.logs", "kubelet", "--node", "nope", env=env), "unknown node 'nope'")

@@ -140,7 +140,9 @@ class EtcdCluster:
             if self._db is None or len(self._db) != self.db_size:
                 rng = random.Random(self.db_size)
                 piece = 1 << 20  # randbytes(n) draws 8n bits at once: keep n small
-                self._db = b"".join(rng.randbytes(min(piece, self.db_size - i)) for i in range(0, self.db_size, piece))
+                self._db = b"".join(
+                    rng.randbytes(min(piece, self.db_size - i)) for i in range(0, self.db_size, piece)
+                )
             return self._db
 
     def snapshot_sha256(self) -> str:

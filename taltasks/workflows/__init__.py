@@ -1,0 +1,1 @@
+"""Workflows: plan (pure data), then execute against real clients, reporting through events."""
