@@ -12,7 +12,10 @@ import importlib
 
 from invoke import Collection, Task
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "configure",
+    "talos_genconfig",
+)
 
 
 def _collection_for(root: Collection, dotted: str) -> Collection:

@@ -1,0 +1,1 @@
+"""Workflows: each computes a plan as plain data, then an executor carries it out."""
