@@ -116,6 +116,9 @@ def parse_patch(text: str, source: str, *, line_offset: int = 0) -> Patch | None
         return None
     for i, d in enumerate(raw_docs):
         _positions(d, i, patch.lines)
+        start = getattr(getattr(d, "lc", None), "line", None)
+        if start is not None:
+            patch.lines[(i, ())] = start + 1
     patch.first_line = patch.line_of(0, ()) or 1
     if len(raw_docs) == 1 and isinstance(raw_docs[0], list):
         patch.operations = to_plain(raw_docs[0])
@@ -175,7 +178,8 @@ def _extract_deletes(
                 if isinstance(v, dict) and v.get(DELETE_KEY) == "delete":
                     if any(isinstance(p, int) for p in path):
                         raise fail(sub, f"cannot delete an inner key in {_dotted(sub)} (inside a list)")
-                    patch.deletes.append(Delete(ident, tuple(map(str, sub)), None, patch.line_of(index, sub)))
+                    line = patch.line_of(index, (*sub, DELETE_KEY))
+                    patch.deletes.append(Delete(ident, tuple(map(str, sub)), None, line))
                     continue
                 kept = walk(v, sub)
                 if kept is _DROP:
@@ -197,7 +201,9 @@ def _extract_deletes(
                             sub, f"a list item with $patch: delete needs a key to select it ({_dotted(path)})"
                         )
                     patch.deletes.append(
-                        Delete(ident, tuple(map(str, path)), selector, patch.line_of(index, sub))
+                        Delete(
+                            ident, tuple(map(str, path)), selector, patch.line_of(index, (*sub, DELETE_KEY))
+                        )
                     )
                     continue
                 kept = walk(v, sub)

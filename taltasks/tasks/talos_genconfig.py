@@ -38,6 +38,7 @@ COLLECTION = "talos"
         "output": "output directory (default: current directory)",
         "force": "overwrite existing output files",
         "mode": "validation mode: metal (default), cloud or container",
+        "validate": "check the generated configs with Talos's rules and the JSON schema (default on)",
     },
 )
 def gen_config(
@@ -58,6 +59,7 @@ def gen_config(
     output: str = ".",
     force: bool = False,
     mode: str = "metal",
+    validate: bool = True,
 ):
     """Generate controlplane.yaml, worker.yaml and talosconfig for cluster NAME at ENDPOINT."""
     from taltasks.machineconfig.genconfig import GenConfigOptions
@@ -97,6 +99,7 @@ def gen_config(
             control_plane_patches=list(config_patch_control_plane or []),
             worker_patches=list(config_patch_worker or []),
             mode=mode,  # type: ignore[arg-type]
+            validate=validate,
         ),
         patch_base=Path.cwd(),
     )

@@ -125,6 +125,7 @@ def plan_configure(
     root: Path | str,
     *,
     allow_new_secrets: bool = False,
+    cluster: Cluster | None = None,
     emitter: Emitter = NULL,
 ) -> ConfigurePlan:
     """Everything ``configure`` would do, computed without writing anything.
@@ -132,7 +133,7 @@ def plan_configure(
     With ``allow_new_secrets`` a missing secrets file is planned for creation (a new bundle
     is generated in memory); without it a missing file is an error."""
     root = Path(root).resolve()
-    cluster = load_cluster(root)
+    cluster = cluster or load_cluster(root)
     emitter.emit("step.done", f"cluster {cluster.name}: {len(cluster.nodes)} nodes, definition valid")
     store = SecretStore(root)
     new_secrets: SecretsBundle | None = None
@@ -211,6 +212,7 @@ def configure(
     """Plan, and unless ``dry_run`` write. A missing secrets file is created only when
     ``confirm_new_secrets(path)`` returns True (the task passes ``--yes`` or a prompt)."""
     root = Path(root).resolve()
+    cluster = load_cluster(root)  # validate the definition before asking anything
     store = SecretStore(root)
     allow = False
     if not store.exists():
@@ -220,7 +222,7 @@ def configure(
             allow = True
         else:
             store.load()  # raises: missing file, with the explanation
-    plan = plan_configure(root, allow_new_secrets=allow, emitter=emitter)
+    plan = plan_configure(root, allow_new_secrets=allow, cluster=cluster, emitter=emitter)
     if not dry_run:
         apply_plan(plan, emitter=emitter)
     return plan
