@@ -3,7 +3,10 @@ and a snapshot of a tree to prove that nothing was written."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import REPO_ROOT
@@ -49,3 +52,18 @@ def line_of(path: Path, needle: str, occurrence: int = 1) -> int:
             if seen == occurrence:
                 return number
     raise AssertionError(f"{needle!r} not found in {path}")
+
+
+def run_invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``invoke -r <this checkout> ARGS`` in a child process, as a user runs it."""
+    cmd = [
+        sys.executable,
+        "-c",
+        "from invoke.main import program; program.run()",
+        "-r",
+        str(REPO_ROOT),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
+    )

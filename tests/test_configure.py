@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 
 import pytest
-from configure_support import copy_demo, edit, snapshot
+from configure_support import copy_demo, edit, run_invoke, snapshot
 
-from conftest import REPO_ROOT
 from taltasks.errors import InputError
 from taltasks.events import Collector, Emitter
 from taltasks.machineconfig import pki
@@ -232,28 +228,44 @@ def test_demo_key_with_real_addresses_warns(demo):
 
 
 def test_invoke_configure_end_to_end(demo):
-    env = {**os.environ, "TALTASKS_ROOT": str(demo)}
-    cmd = [
-        sys.executable,
-        "-c",
-        "from invoke.main import program; program.run()",
-        "-r",
-        str(REPO_ROOT),
-        "configure",
-    ]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    env = {"TALTASKS_ROOT": str(demo)}
+    first = run_invoke("configure", cwd=demo, env=env)
     assert first.returncode == 0, first.stderr
     assert "worker-3" in first.stdout and "created" in first.stdout
-    second = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    second = run_invoke("configure", "--json", cwd=demo, env=env)
     assert second.returncode == 0, second.stderr
     rows = json.loads(second.stdout)
     assert {r["config"] for r in rows} == {"unchanged"} and len(rows) == 6
-    bad = subprocess.run(
-        [*cmd[:-1], "configure", "--root", str(demo / "nowhere")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = run_invoke("configure", "--root", str(demo / "nowhere"), cwd=demo, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "talos/talconfig.yaml: cluster definition not found" in bad.stderr
+
+
+def test_without_schema_files_the_schema_check_is_skipped_with_a_note(demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("TALTASKS_SCHEMA_DIR", str(tmp_path / "no-schemas"))
+    assert schema_for(VersionContract(1, 12))[0] is None
+    assert check_schema([{"version": "v1alpha1", "machine": {"bogus": 1}}], VersionContract(1, 12)) == []
+    events = Collector()
+    configure(demo, emitter=Emitter(events))
+    notes = [e.message for e in events.of("info") if "schema" in e.message]
+    assert notes and "schema validation skipped" in notes[0]
+
+
+def test_schema_check_finds_unknown_keys_in_generated_documents(upstream_data):
+    problems = check_schema([{"version": "v1alpha1", "machine": {"kubelet": {"imagee": "x"}}}], VersionContract(1, 12))
+    assert problems == [(0, ("machine", "kubelet", "imagee"), "unknown key 'imagee' (did you mean 'image'?)")]
+    legacy = {"version": "v1alpha1", "persist": True, "machine": {"features": {"rbac": True}, "network": {"hostname": "x"}}}
+    assert check_schema([legacy], VersionContract(1, 11)) == []  # accepted by Talos, absent from the schema
+
+
+def test_removed_node_leaves_its_old_file_and_says_so(demo):
+    configure(demo)
+    text = (demo / "talos" / "talconfig.yaml").read_text()
+    start = text.index("  - hostname: worker-3")
+    (demo / "talos" / "talconfig.yaml").write_text(text[:start])
+    events = Collector()
+    plan = configure(demo, emitter=Emitter(events))
+    assert plan.stale == ["talos/clusterconfig/demo-worker-3.yaml"]
+    assert (demo / "talos/clusterconfig/demo-worker-3.yaml").exists()
+    assert any("demo-worker-3.yaml belongs to no node" in e.message for e in events.of("warning"))
+    assert TalosConfig.load(demo / OUTPUT_DIR / "talosconfig").context().nodes[-1] == "127.0.10.22"

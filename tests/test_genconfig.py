@@ -9,14 +9,12 @@ are compared as parsed YAML documents.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from configure_support import run_invoke
 
-from conftest import REPO_ROOT
 from taltasks.errors import InputError
 from taltasks.machineconfig.encode import load_documents
 from taltasks.machineconfig.genconfig import GenConfigOptions, gen_config
@@ -38,18 +36,6 @@ cluster:
 CONTROL_PLANE = (
     "cluster:\n  allowSchedulingOnControlPlanes: true\n  controlPlane:\n    localAPIServerPort: 5443\n"
 )
-
-
-def invoke(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-c",
-        "from invoke.main import program; program.run()",
-        "-r",
-        str(REPO_ROOT),
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def stability_args(upstream: Path, version: str, flavor: str, tmp: Path) -> list[str]:
@@ -79,7 +65,7 @@ def stability_args(upstream: Path, version: str, flavor: str, tmp: Path) -> list
 @pytest.mark.parametrize("flavor", ["base", "overrides"])
 @pytest.mark.parametrize("version", ["v1.11", "v1.12"])
 def test_reproduces_upstream_stability_files(upstream_data, tmp_path, version, flavor):
-    proc = invoke(*stability_args(upstream_data, version.lstrip("v"), flavor, tmp_path), cwd=tmp_path)
+    proc = run_invoke(*stability_args(upstream_data, version.lstrip("v"), flavor, tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for role in ("controlplane", "worker"):
         expected = list(
@@ -122,7 +108,7 @@ def test_defaults_are_talosctls(tmp_path):
 
 def test_refuses_existing_files_and_bad_arguments(tmp_path):
     (tmp_path / "worker.yaml").write_text("keep me\n")
-    proc = invoke(
+    proc = run_invoke(
         "talos.gen-config",
         "lab",
         "https://127.0.20.10:6443",
@@ -136,11 +122,11 @@ def test_refuses_existing_files_and_bad_arguments(tmp_path):
         proc.returncode == 2 and "worker.yaml already exist" in proc.stderr and "Traceback" not in proc.stderr
     )
     assert (tmp_path / "worker.yaml").read_text() == "keep me\n"
-    proc = invoke(
+    proc = run_invoke(
         "talos.gen-config", "lab", "127.0.20.10:6443", "--output", str(tmp_path / "x"), cwd=tmp_path
     )
     assert proc.returncode == 2 and "https" in proc.stderr
-    proc = invoke(
+    proc = run_invoke(
         "talos.gen-config",
         "lab",
         "https://127.0.20.10:6443",

@@ -27,9 +27,9 @@ def _tokens(pointer: str, index: int) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
 
 
-def _parent(doc: Any, tokens: list[str], index: int, pointer: str) -> tuple[Any, str]:
+def _walk(doc: Any, tokens: list[str], index: int, pointer: str) -> Any:
     node = doc
-    for tok in tokens[:-1]:
+    for tok in tokens:
         if isinstance(node, dict):
             if tok not in node:
                 raise JsonPatchError(index, f"path {pointer!r} does not exist (no {tok!r})")
@@ -38,7 +38,11 @@ def _parent(doc: Any, tokens: list[str], index: int, pointer: str) -> tuple[Any,
             node = node[_list_index(node, tok, index, pointer, allow_end=False)]
         else:
             raise JsonPatchError(index, f"path {pointer!r} goes through a scalar")
-    return node, tokens[-1]
+    return node
+
+
+def _parent(doc: Any, tokens: list[str], index: int, pointer: str) -> tuple[Any, str]:
+    return _walk(doc, tokens[:-1], index, pointer), tokens[-1]
 
 
 def _list_index(node: list[Any], tok: str, index: int, pointer: str, *, allow_end: bool) -> int:
@@ -53,17 +57,7 @@ def _list_index(node: list[Any], tok: str, index: int, pointer: str, *, allow_en
 
 
 def _get(doc: Any, pointer: str, index: int) -> Any:
-    node = doc
-    for tok in _tokens(pointer, index):
-        if isinstance(node, dict):
-            if tok not in node:
-                raise JsonPatchError(index, f"path {pointer!r} does not exist")
-            node = node[tok]
-        elif isinstance(node, list):
-            node = node[_list_index(node, tok, index, pointer, allow_end=False)]
-        else:
-            raise JsonPatchError(index, f"path {pointer!r} does not exist")
-    return node
+    return _walk(doc, _tokens(pointer, index), index, pointer)
 
 
 def _add(doc: Any, pointer: str, value: Any, index: int) -> Any:

@@ -14,7 +14,8 @@ Two layers, both run on every generated config before anything is written:
   notably unknown keys, with a "did you mean". Schemas are read from the shared reference
   folder (``$TALTASKS_SCHEMA_DIR`` or ``../shared/reference/upstream`` beside the checkout);
   when the schema of a version is absent the next newer one is used, and when none is
-  present the schema layer is skipped with a note (:func:`schema_note`).
+  present the schema layer is skipped with a note (:func:`schema_note`). The schema files are
+  MPL-2.0 data from the Talos repository and are not shipped inside the package.
 """
 
 from __future__ import annotations
@@ -239,20 +240,19 @@ def _check_hostname_config(doc: dict[str, Any], v1: dict[str, Any]) -> list[Prob
 # ---- the official schema ---------------------------------------------------------------------
 
 
-def schema_dirs() -> list[Path]:
-    dirs = []
+def schema_dirs() -> tuple[Path, ...]:
+    """``$TALTASKS_SCHEMA_DIR`` when set, else the shared reference folder beside the checkout."""
     env = os.environ.get("TALTASKS_SCHEMA_DIR")
     if env:
-        dirs.append(Path(env))
+        return (Path(env),)
     repo = Path(__file__).resolve().parents[2]
-    dirs.append(repo.parent / "shared" / "reference" / "upstream")
-    return dirs
+    return (repo.parent / "shared" / "reference" / "upstream",)
 
 
 @cache
-def _schema_files() -> dict[tuple[int, int], Path]:
+def _schema_files(dirs: tuple[Path, ...]) -> dict[tuple[int, int], Path]:
     found: dict[tuple[int, int], Path] = {}
-    for d in schema_dirs():
+    for d in dirs:
         for f in sorted(d.glob("talos-config.schema.v*.json")) if d.is_dir() else []:
             m = re.match(r"talos-config\.schema\.v(\d+)\.(\d+)\.json$", f.name)
             if m:
@@ -262,7 +262,7 @@ def _schema_files() -> dict[tuple[int, int], Path]:
 
 def schema_for(contract: VersionContract) -> tuple[Path | None, str | None]:
     """The schema file used for ``contract`` and a note when it is not the exact one."""
-    files = _schema_files()
+    files = _schema_files(schema_dirs())
     if contract.key in files:
         return files[contract.key], None
     newer = sorted(k for k in files if k > contract.key)
