@@ -252,9 +252,15 @@ def test_without_schema_files_the_schema_check_is_skipped_with_a_note(demo, tmp_
 
 
 def test_schema_check_finds_unknown_keys_in_generated_documents(upstream_data):
-    problems = check_schema([{"version": "v1alpha1", "machine": {"kubelet": {"imagee": "x"}}}], VersionContract(1, 12))
+    problems = check_schema(
+        [{"version": "v1alpha1", "machine": {"kubelet": {"imagee": "x"}}}], VersionContract(1, 12)
+    )
     assert problems == [(0, ("machine", "kubelet", "imagee"), "unknown key 'imagee' (did you mean 'image'?)")]
-    legacy = {"version": "v1alpha1", "persist": True, "machine": {"features": {"rbac": True}, "network": {"hostname": "x"}}}
+    legacy = {
+        "version": "v1alpha1",
+        "persist": True,
+        "machine": {"features": {"rbac": True}, "network": {"hostname": "x"}},
+    }
     assert check_schema([legacy], VersionContract(1, 11)) == []  # accepted by Talos, absent from the schema
 
 

@@ -117,6 +117,7 @@ def test_node_talos_pin_that_cannot_run_the_kubernetes_version(demo):
 
 
 def test_undecryptable_secret_file(demo, tmp_path, monkeypatch):
+    (demo / "talos" / "demo.agekey").unlink()  # a real repository: only the user's own key
     other, _ = age.generate()
     (tmp_path / "other.agekey").write_text(other)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "other.agekey"))

@@ -94,3 +94,20 @@ def test_talenv_wins_over_process_environment(tmp_path, monkeypatch):
     assert env.values["talosVersion"] == "v1.11.5"
     assert env.values["ONLY_ENV"] == "from-env"
     assert env.sources["talosVersion"] == "talos/talenv.yaml"
+
+
+def test_encrypted_talenv_is_decrypted_with_sops(tmp_path, monkeypatch):
+    from configure_support import copy_demo
+
+    from taltasks.model import load_cluster
+    from taltasks.secrets import age, sops
+
+    demo = copy_demo(tmp_path / "repo")
+    plain = (demo / "talos" / "talenv.yaml").read_text()
+    (demo / "talos" / "talenv.yaml").unlink()
+    encrypted = sops.encrypt(
+        plain.encode(), "talos/talenv.sops.yaml", root=demo, env=age.sops_environment(demo)
+    )
+    (demo / "talos" / "talenv.sops.yaml").write_bytes(encrypted)
+    assert b"v1.11.5" not in encrypted
+    assert load_cluster(demo).talos_version == "v1.11.5"

@@ -125,3 +125,31 @@ def test_demo_key_warning_only_for_real_addresses(tmp_path):
     assert warning and "THROW-AWAY" in warning and "192.168.1.20" in warning
     (tmp_path / ".sops.yaml").write_text("creation_rules:\n  - age: age1" + "q" * 58 + "\n")
     assert age.demo_key_warning(tmp_path, ["192.168.1.20"]) is None  # the user replaced the recipient
+    (tmp_path / "talos" / "talsecret.sops.yaml").write_text(f"sops:\n  age:\n    - recipient: {public}\n")
+    # ...but the secrets file is still encrypted for the demo key
+    assert age.demo_key_warning(tmp_path, ["192.168.1.20"], ["talos/talsecret.sops.yaml"])
+
+
+def test_demo_key_is_an_extra_identity_next_to_the_users_key(tmp_path, monkeypatch):
+    """The demo decrypts even when the user has a key of their own configured."""
+    from taltasks.secrets import sops
+
+    demo_text, demo_public = age.generate()
+    own_text, _ = age.generate()
+    (tmp_path / "own.key").write_text(own_text)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "own.key"))
+    (tmp_path / "talos").mkdir()
+    (tmp_path / "talos" / "demo.agekey").write_text(demo_text)
+    (tmp_path / ".sops.yaml").write_text(
+        f"creation_rules:\n  - path_regex: talos/.+\\.sops\\.yaml$\n    age: {demo_public}\n"
+    )
+    encrypted = sops.encrypt(
+        b"a: 1\n", "talos/x.sops.yaml", root=tmp_path, env=age.sops_environment(tmp_path)
+    )
+    (tmp_path / "talos" / "x.sops.yaml").write_bytes(encrypted)
+    assert (
+        sops.decrypt(tmp_path / "talos" / "x.sops.yaml", root=tmp_path, env=age.sops_environment(tmp_path))
+        == b"a: 1\n"
+    )
+    with pytest.raises(InputError):
+        sops.decrypt(tmp_path / "talos" / "x.sops.yaml", root=tmp_path)  # without the demo identity

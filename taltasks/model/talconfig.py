@@ -145,12 +145,24 @@ def load_cluster(root: Path | str, *, env: Mapping[str, str] | None = None) -> C
             where=display,
             hint=f"run from the checkout holding talos/{TALCONFIG}, or pass --root",
         ) from None
-    environment = Environment.load(talos_dir)
+    environment = Environment.load(talos_dir, decrypt=_sops_decrypt(Path(root)))
     if env:
         environment.values.update(env)
     text = substitute_file(raw, environment.values, display)
     doc = YamlDoc.load(path, text=text, display=display)
     return _Builder(doc, talos_dir, environment.values).build()
+
+
+def _sops_decrypt(root: Path):
+    """A decrypt function for ``talenv.sops.yaml`` (sops is only started if that file exists)."""
+
+    def decrypt(path: Path) -> str:
+        from taltasks.secrets import age, sops
+
+        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        return sops.decrypt(path, root=root, display=shown, env=age.sops_environment(root)).decode()
+
+    return decrypt
 
 
 class _Builder:

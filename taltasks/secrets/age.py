@@ -1,10 +1,12 @@
 """age keys: which one sops will use, creating new ones, and spotting the demo key.
 
-sops reads the private key from ``$SOPS_AGE_KEY_FILE`` (or ``$SOPS_AGE_KEY``, or
-``~/.config/sops/age/keys.txt``). The shipped demo repository commits a **throw-away** key at
-``talos/demo.agekey`` so the demo runs from a bare checkout; :func:`sops_environment` falls
-back to it only when none of the usual sources is set. It protects nothing — anyone can read
-it — and :func:`demo_key_warning` says so loudly when it guards a non-loopback cluster.
+sops reads private keys from ``$SOPS_AGE_KEY_FILE``, ``$SOPS_AGE_KEY`` and
+``~/.config/sops/age/keys.txt`` — all of them, together. The shipped demo repository commits a
+**throw-away** key at ``talos/demo.agekey`` so the demo runs from a bare checkout;
+:func:`sops_environment` adds it as one more identity (through ``SOPS_AGE_KEY``, unless the
+user set that variable), so the demo decrypts whatever other keys the user has configured.
+It protects nothing — anyone can read it — and :func:`demo_key_warning` says so loudly when
+it guards a cluster whose nodes are not on loopback.
 """
 
 from __future__ import annotations
@@ -40,32 +42,18 @@ def public_key_of(key_text: str) -> list[str]:
     return [str(x25519.Identity.from_str(m[0]).to_public()) for m in _SECRET.finditer(key_text)]
 
 
-def user_key_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sops" / "age" / "keys.txt"
-
-
 def sops_environment(root: Path) -> dict[str, str]:
-    """Extra environment for sops: the demo key when the user configured no key at all."""
-    if os.environ.get("SOPS_AGE_KEY_FILE") or os.environ.get("SOPS_AGE_KEY") or user_key_file().exists():
-        return {}
+    """Extra environment for sops: the demo key as an additional identity, when present."""
     demo = root / DEMO_KEY
-    return {"SOPS_AGE_KEY_FILE": str(demo)} if demo.is_file() else {}
+    if os.environ.get("SOPS_AGE_KEY") or not demo.is_file():
+        return {}
+    keys = _SECRET.findall(demo.read_text(encoding="utf-8"))
+    return {"SOPS_AGE_KEY": "\n".join(keys)} if keys else {}
 
 
-def key_file_in_use(root: Path) -> Path | None:
-    env = os.environ.get("SOPS_AGE_KEY_FILE")
-    if env:
-        return Path(env)
-    extra = sops_environment(root)
-    if extra:
-        return Path(extra["SOPS_AGE_KEY_FILE"])
-    return user_key_file() if user_key_file().exists() else None
-
-
-def sops_recipients(root: Path) -> list[str]:
-    config = root / ".sops.yaml"
-    return _PUBLIC.findall(config.read_text(encoding="utf-8")) if config.is_file() else []
+def recipients_in(path: Path) -> list[str]:
+    """Every age recipient named in a file (.sops.yaml rules, or a sops file's metadata)."""
+    return _PUBLIC.findall(path.read_text(encoding="utf-8")) if path.is_file() else []
 
 
 def demo_recipient(root: Path) -> str | None:
@@ -76,11 +64,15 @@ def demo_recipient(root: Path) -> str | None:
     return keys[0] if keys else None
 
 
-def demo_key_warning(root: Path, addresses: Iterable[str]) -> str | None:
+def demo_key_warning(root: Path, addresses: Iterable[str], secret_files: Iterable[str] = ()) -> str | None:
     """A warning when the throw-away demo key can decrypt the secrets of a cluster whose
-    nodes are not all on loopback (i.e. a real cluster)."""
+    nodes are not all on loopback (i.e. a real cluster): its recipient is in .sops.yaml or
+    in the metadata of one of ``secret_files``."""
     demo = demo_recipient(root)
-    if demo is None or demo not in sops_recipients(root):
+    if demo is None:
+        return None
+    named = recipients_in(root / ".sops.yaml") + [r for f in secret_files for r in recipients_in(root / f)]
+    if demo not in named:
         return None
     real = []
     for a in addresses:

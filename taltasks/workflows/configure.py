@@ -169,7 +169,7 @@ def plan_configure(
         if note:
             emitter.emit("info", note)
     warnings: list[str] = []
-    demo = age.demo_key_warning(root, [ip for n in cluster.nodes for ip in n.ips])
+    demo = age.demo_key_warning(root, [ip for n in cluster.nodes for ip in n.ips], [SECRET_FILE])
     if demo:
         warnings.append(demo)
     for path in stale:
