@@ -13,6 +13,8 @@ import importlib
 from invoke import Collection, Task
 
 MODULES: tuple[str, ...] = (
+    "configure",
+    "talos_genconfig",
     "sim",
     "talos_read",
     "talos_config",

@@ -1,1 +1,2 @@
-"""Workflows: plan (pure data), then execute against real clients, reporting through events."""
+"""Workflows: each computes a plan as plain data, then an executor carries it out against real
+clients, reporting through events."""
