@@ -67,3 +67,16 @@ def run_invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subp
     return subprocess.run(
         cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
     )
+
+
+def move_to_subnet(repo: Path, subnet: str) -> Path:
+    """Rewrite the demo's 127.0.10.x addresses to a free loopback /24 so a test cluster never
+    collides with a demo (or another test) running on this machine."""
+    from taltasks.sim.addresses import subnet_base
+
+    base = subnet_base(subnet)
+    for path in (repo / "talos").rglob("*.yaml"):
+        text = path.read_text()
+        if "127.0.10." in text:
+            path.write_text(text.replace("127.0.10.", base + "."))
+    return repo

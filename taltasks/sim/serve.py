@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subnet")
     parser.add_argument("--name")
     parser.add_argument("--maintenance", action="store_true")
+    parser.add_argument("--repo", type=Path, help="simulate the cluster this repository's talos/ describes")
     ns = parser.parse_args(argv)
 
     from taltasks.sim.control import ControlServer
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         scenario = build_scenario(ns)
-        world = SimWorld(scenario, directory=ns.dir, subnet=ns.subnet).start()
+        if ns.repo:
+            world = SimWorld.from_repo(ns.repo, scenario, directory=ns.dir).start()
+        else:
+            world = SimWorld(scenario, directory=ns.dir, subnet=ns.subnet).start()
     except TaltasksError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return exc.exit_code

@@ -17,7 +17,7 @@ from typing import Any
 from taltasks.sim import addresses
 from taltasks.sim.record import Recorder
 from taltasks.sim.scenario import Scenario
-from taltasks.sim.talos.cluster import NodeSpec, SimTalosCluster, plan_nodes
+from taltasks.sim.talos.cluster import ClusterSecrets, NodeSpec, SimTalosCluster, plan_nodes
 from taltasks.sim.talos.node import Timings
 
 
@@ -60,6 +60,8 @@ class SimWorld:
         directory: Path | None = None,
         subnet: str | None = None,
         specs: list[NodeSpec] | None = None,
+        secrets: ClusterSecrets | None = None,
+        api_address: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.files = WorldFiles(Path(directory)) if directory else None
@@ -72,7 +74,7 @@ class SimWorld:
             extra = scenario.nodes.get(spec.hostname, {})
             spec.zone = extra.get("zone", spec.zone)
             spec.version = extra.get("version", spec.version)
-        self.api_address = addresses.api_address(self.subnet)
+        self.api_address = api_address or addresses.api_address(self.subnet)
         self.talos = SimTalosCluster(
             name=scenario.name,
             specs=self.specs,
@@ -83,8 +85,58 @@ class SimWorld:
             maintenance=scenario.maintenance,
             etcd_db_size=scenario.etcd_db_size,
             api_endpoint=f"https://{self.api_address}:{addresses.KUBE_PORT}",
+            **({"secrets": secrets} if secrets else {}),
         )
         self.kube: Any = None
+
+    @classmethod
+    def from_repo(cls, root: Path, scenario: Scenario, *, directory: Path | None = None) -> SimWorld:
+        """The cluster a repository describes (talos/talconfig.yaml): its node names and
+        addresses, its own CAs (from the encrypted secrets), and — unless the scenario asks
+        for maintenance mode — the machine configs ``invoke configure`` would generate."""
+        import ipaddress
+        from urllib.parse import urlparse
+
+        from taltasks.errors import InputError
+        from taltasks.machineconfig.render import Renderer
+        from taltasks.model import load_cluster
+        from taltasks.secrets.store import SecretStore
+
+        cluster = load_cluster(root)
+        bundle = SecretStore(Path(root)).load()
+        host = urlparse(cluster.endpoint).hostname or ""
+        for what, ip in [
+            ("the cluster endpoint", host),
+            *((f"node {n.hostname}", n.ip) for n in cluster.nodes),
+        ]:
+            try:
+                addresses.check_loopback(ip)
+            except addresses.AddressError:
+                raise InputError(
+                    f"{what} is {ip!r}: the simulator only runs clusters on loopback addresses (127.0.0.0/8)",
+                    where=str(Path(root) / "talos" / "talconfig.yaml"),
+                    hint="the shipped demo talos/ folder is such a cluster; a real cluster's definition cannot be simulated",
+                ) from None
+        renderer = Renderer(cluster, bundle)
+        specs = [
+            NodeSpec(
+                n.hostname,
+                n.ip,
+                n.control_plane,
+                version=n.talos_version,
+                config=None if scenario.maintenance else renderer.render(n),
+                zone=n.zone,
+            )
+            for n in cluster.nodes
+        ]
+        scenario.name = cluster.name
+        scenario.talos_version = cluster.talos_version
+        scenario.kubernetes_version = cluster.kubernetes_version
+        subnet = str(ipaddress.ip_network(f"{specs[0].ip}/24", strict=False))
+        secrets = ClusterSecrets(os_ca=bundle.os, k8s_ca=bundle.k8s)
+        return cls(
+            scenario, directory=directory, subnet=subnet, specs=specs, secrets=secrets, api_address=host
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
 

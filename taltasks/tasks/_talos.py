@@ -39,3 +39,9 @@ def fail_if_errors(results, what: str) -> None:
             f"{what} failed on {len(failed)} of {len(results)} nodes: "
             + "; ".join(str(r.error) for r in failed)
         )
+
+
+def ordered(results, tc):
+    """Replies arrive in completion order; show them in the order the nodes were asked for."""
+    order = {n: i for i, n in enumerate(tc.default_nodes)}
+    return sorted(results, key=lambda r: order.get(r.node, len(order)))

@@ -25,6 +25,7 @@ COLLECTION = "sim"
         "scenario": "scenario YAML (cluster size, operators, timings, faults)",
         "subnet": "loopback /24 to use, e.g. 127.0.10.0/24 (default: a free one)",
         "maintenance": "boot the nodes unconfigured, as a fresh cluster waiting for bootstrap",
+        "repo": "simulate the cluster this checkout's talos/ folder describes (its nodes, addresses, CAs and configs)",
         "timeout": "seconds to wait for the simulator to be up",
     }
 )
@@ -38,6 +39,7 @@ def up(
     scenario=None,
     subnet=None,
     maintenance=False,
+    repo=None,
     timeout=60,
 ):
     """Start a simulated cluster in the background and write DIR/talosconfig."""
@@ -65,6 +67,8 @@ def up(
             args += [flag, str(value)]
     if maintenance:
         args.append("--maintenance")
+    if repo:
+        args += ["--repo", str(Path(repo).resolve())]
     log = open(directory / "sim.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

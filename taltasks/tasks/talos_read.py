@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from taltasks.tasks._cli import command
-from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client, error_row, fail_if_errors
+from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client, error_row, fail_if_errors, ordered
 
 COLLECTION = "talos"
 
@@ -14,7 +14,7 @@ def version(c, talosconfig=None, context=None, endpoints=None, nodes=None, json=
     from taltasks.ui.tables import print_rows
 
     with client(talosconfig, context, endpoints, nodes) as tc:
-        results = tc.version()
+        results = ordered(tc.version(), tc)
     rows = []
     for r in results:
         if r.ok:
@@ -41,7 +41,7 @@ def services(c, talosconfig=None, context=None, endpoints=None, nodes=None, json
     from taltasks.ui.tables import print_rows
 
     with client(talosconfig, context, endpoints, nodes) as tc:
-        results = tc.services()
+        results = ordered(tc.services(), tc)
     rows = []
     for r in results:
         if not r.ok:
