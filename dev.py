@@ -49,7 +49,15 @@ def _pip(*args: str) -> None:
             _say(f"this Python has no ensurepip; fetching pip from {PIP_ZIPAPP}")
             urllib.request.urlretrieve(PIP_ZIPAPP, pyz)
         cmd = [str(PY), str(pyz), *args]
-    subprocess.run([*cmd, "--disable-pip-version-check", "--quiet"], check=True)
+    proc = subprocess.run(
+        [*cmd, "--disable-pip-version-check", "--quiet"], stderr=subprocess.PIPE, text=True, check=False
+    )
+    # some machines configure pip with mirror folders that do not exist; pip warns about each
+    # one on every install, which buries the messages that matter
+    noise = "is ignored: it is neither a file nor a directory"
+    sys.stderr.write("".join(line for line in proc.stderr.splitlines(keepends=True) if noise not in line))
+    if proc.returncode != 0:
+        raise SystemExit(f"dev.py: pip failed (exit {proc.returncode}); see the messages above")
 
 
 def ensure_environment() -> None:

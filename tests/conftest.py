@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-UPSTREAM = SHARED / "reference" / "upstream"
+from testpaths import REPO_ROOT, UPSTREAM
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO_ROOT
+from testpaths import REPO_ROOT
 
 
 def test_committed_stubs_match_a_fresh_generation(tmp_path):

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from testpaths import REPO_ROOT
 
 HEAVY = ("grpc", "kubernetes", "cryptography", "jsonschema", "google.protobuf", "ruamel", "celpy", "tenacity")
 
@@ -52,3 +52,19 @@ def test_task_help_imports_no_heavy_library():
     loaded, out = _loaded_after(["--help", task])
     assert "Usage" in out, out
     assert loaded == [], f"invoke --help {task} imported {loaded}"
+
+
+def test_every_task_builds_its_arguments():
+    """invoke validates help keys and parameters lazily; do it for every task here."""
+    from taltasks.tasks import namespace
+
+    def walk(coll):
+        yield from coll.tasks.values()
+        for child in coll.collections.values():
+            yield from walk(child)
+
+    tasks = list(walk(namespace()))
+    assert tasks
+    for t in tasks:
+        t.get_arguments()  # raises ValueError on help for a missing parameter
+        assert t.__doc__ and t.__doc__.strip(), f"{t.name} has no docstring for --list"

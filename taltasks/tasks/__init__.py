@@ -12,7 +12,15 @@ import importlib
 
 from invoke import Collection, Task
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "configure",
+    "talos_genconfig",
+    "sim",
+    "talos_read",
+    "talos_config",
+    "talos_node",
+    "etcd",
+)
 
 
 def _collection_for(root: Collection, dotted: str) -> Collection:

@@ -65,3 +65,19 @@ def repo_root(explicit: str | None = None) -> Path:
 def require(condition: bool, message: str, *, hint: str | None = None) -> None:
     if not condition:
         raise InputError(message, hint=hint)
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a destructive step. ``--yes`` answers for scripts; without a terminal and
+    without ``--yes`` we refuse rather than guess."""
+    import sys
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(
+            f"{question} — refusing without confirmation", hint="run it in a terminal or pass --yes"
+        )
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise InputError("aborted: nothing was changed")

@@ -1,0 +1,93 @@
+"""How `invoke configure` scales: 3, 30 and 300 nodes, secrets already present.
+
+Run: .venv/bin/python bench/configure.py
+
+Each size gets its own repository (the demo's patches, secrets and .sops.yaml; 3 control
+planes and N-3 workers with zone labels and a schematic, addresses on loopback only); the
+time of a full configure run (validate, decrypt secrets with sops, render + validate every
+node against the schema, write) is measured, and again for a second run that finds nothing
+to change. Figures are printed as ratios from this one run: per-node cost against the
+50 ms/node target, and growth between sizes (linear growth means the 300/30 ratio of
+per-node cost stays near 1).
+"""
+
+from __future__ import annotations
+
+import compileall
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+compileall.compile_dir(str(ROOT / "taltasks"), quiet=1)
+sys.path.insert(0, str(ROOT))
+
+from taltasks.workflows.configure import configure  # noqa: E402
+
+SIZES = (3, 30, 300)
+TARGET_MS_PER_NODE = 50.0
+REPEAT = 3
+
+
+def make_repo(dest: Path, nodes: int) -> Path:
+    shutil.copytree(ROOT / "talos", dest / "talos", ignore=shutil.ignore_patterns("clusterconfig"))
+    shutil.copy2(ROOT / ".sops.yaml", dest / ".sops.yaml")
+    talconfig = (dest / "talos" / "talconfig.yaml").read_text()
+    head = talconfig[: talconfig.index("\nnodes:") + 1]
+    lines = ["nodes:"]
+    for i in range(nodes):
+        cp = i < 3
+        ip = f"127.0.{50 + i // 200}.{11 + i % 200}"
+        lines += [
+            f"  - hostname: {'cp' if cp else 'worker'}-{i + 1}",
+            f"    ipAddress: {ip}",
+            f"    controlPlane: {str(cp).lower()}",
+            "    installDisk: /dev/sda",
+        ]
+        if not cp:
+            lines += ["    nodeLabels:", f"      topology.kubernetes.io/zone: zone-{'abc'[i % 3]}"]
+    (dest / "talos" / "talconfig.yaml").write_text(head + "\n".join(lines) + "\n")
+    return dest
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in SIZES:
+            first, again = [], []
+            for r in range(REPEAT):
+                repo = make_repo(Path(tmp) / f"n{n}-{r}", n)
+                first.append(timed(lambda repo=repo: configure(repo)))
+                again.append(timed(lambda repo=repo: configure(repo)))
+            results[n] = (statistics.median(first), statistics.median(again))
+    print(f"configure, secrets present (median of {REPEAT}); target {TARGET_MS_PER_NODE:.0f} ms/node")
+    print(f"{'nodes':>6} {'first run':>10} {'ms/node':>8} {'of target':>9} {'2nd run':>9} {'ms/node':>8}")
+    for n, (first, again) in results.items():
+        per = first * 1000 / n
+        print(
+            f"{n:>6} {first:>9.2f}s {per:>8.1f} {per / TARGET_MS_PER_NODE:>8.2f}x {again:>8.2f}s {again * 1000 / n:>8.1f}"
+        )
+    t3, t30, t300 = (results[n][0] for n in SIZES)
+    print(
+        f"growth of total time: 30/3 nodes = {t30 / t3:.1f}x, 300/30 nodes = {t300 / t30:.1f}x (nodes grow 10x)"
+    )
+    m1, m2 = (t30 - t3) / 27 * 1000, (t300 - t30) / 270 * 1000
+    print(
+        f"marginal cost per added node: 3->30 = {m1:.1f} ms, 30->300 = {m2:.1f} ms; ratio {m2 / m1:.2f} (1.00 = linear)"
+    )
+    print(
+        f"fixed cost (sops decrypt, parsing, schema load) ~ {max(t3 - 3 * m1 / 1000, 0) * 1000:.0f} ms per run"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The cluster definition as values: :class:`Cluster` and :class:`Node`.
+
+These are what every workflow works from — the desired Talos version and installer image of
+each node, its role, address and failure-domain zone — so they are plain frozen values,
+built once by :func:`taltasks.model.load_cluster` after the whole definition validated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taltasks.errors import InputError
+from taltasks.model.versions import Version
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+@dataclass(frozen=True)
+class PatchRef:
+    """One patch as the definition lists it, already read (and substituted, for files).
+
+    ``source`` names it in errors (``talos/patches/global.yaml`` or ``talos/talconfig.yaml``);
+    ``line_offset`` is added to lines inside ``text`` (non-zero for inline patches)."""
+
+    source: str
+    text: str
+    line_offset: int = 0
+    scope: str = "node"  # global | controlPlane | worker | node | node-dir
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    mode: str = "metal"
+    arch: str = "amd64"
+    secureboot: bool = False
+    use_uki: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One machine of the cluster, with group defaults already folded in."""
+
+    hostname: str
+    ip: str
+    control_plane: bool
+    talos_version: str  # effective: the node's pin, else the cluster's
+    installer_image: str
+    schematic_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    ips: tuple[str, ...] = ()
+    install_disk: str | None = None
+    install_disk_selector: dict[str, Any] | None = None
+    nameservers: tuple[str, ...] = ()
+    network_interfaces: tuple[dict[str, Any], ...] = ()
+    kernel_modules: tuple[dict[str, Any], ...] = ()
+    cert_sans: tuple[str, ...] = ()
+    schematic: dict[str, Any] | None = None
+    machine_spec: MachineSpec = MachineSpec()
+    ignore_hostname: bool = False
+    disable_search_domain: bool = False
+    patches: tuple[PatchRef, ...] = ()
+    talos_version_pinned: bool = False
+    where: str = ""  # talconfig.yaml:line of the node entry
+
+    @property
+    def role(self) -> str:
+        return "controlplane" if self.control_plane else "worker"
+
+    @property
+    def zone(self) -> str | None:
+        return self.labels.get(ZONE_LABEL)
+
+    @property
+    def version(self) -> Version:
+        return Version.parse(self.talos_version)
+
+    def __repr__(self) -> str:
+        return f"Node({self.hostname!r}, {self.ip}, {self.role}, {self.talos_version})"
+
+
+@dataclass(frozen=True, eq=False)
+class Cluster:
+    """The whole definition. ``source_dir`` is the ``talos/`` folder it was read from."""
+
+    name: str
+    endpoint: str
+    talos_version: str
+    kubernetes_version: str
+    domain: str
+    nodes: list[Node]
+    source_dir: Path
+    allow_scheduling_on_control_planes: bool = False
+    additional_api_server_cert_sans: tuple[str, ...] = ()
+    additional_machine_cert_sans: tuple[str, ...] = ()
+    pod_subnets: tuple[str, ...] = ("10.244.0.0/16",)
+    service_subnets: tuple[str, ...] = ("10.96.0.0/12",)
+    cni_config: dict[str, Any] | None = None
+    patches: tuple[PatchRef, ...] = ()  # global patches, applied last
+    where: str = ""
+
+    @property
+    def control_planes(self) -> list[Node]:
+        return [n for n in self.nodes if n.control_plane]
+
+    @property
+    def workers(self) -> list[Node]:
+        return [n for n in self.nodes if not n.control_plane]
+
+    @property
+    def root(self) -> Path:
+        """The checkout holding ``talos/``."""
+        return self.source_dir.parent
+
+    def node(self, name_or_ip: str) -> Node:
+        """The node with this hostname or IP; an :class:`InputError` listing the known
+        nodes otherwise."""
+        wanted = str(name_or_ip).strip()
+        for n in self.nodes:
+            if wanted == n.hostname or wanted in n.ips or wanted == n.ip:
+                return n
+        from taltasks.model.suggest import did_you_mean
+
+        known = ", ".join(f"{n.hostname} ({n.ip})" for n in self.nodes)
+        raise InputError(
+            f"unknown node {wanted!r}{did_you_mean(wanted, [n.hostname for n in self.nodes])}",
+            where=self.where or None,
+            hint=f"known nodes: {known}",
+        )

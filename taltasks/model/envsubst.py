@@ -1,0 +1,196 @@
+"""``${VAR}`` substitution with talhelper's rules, so existing repositories render the same.
+
+talhelper runs the whole talconfig.yaml (and ``@file`` patches) through an envsubst in
+"restricted" mode before parsing it:
+
+* comments are stripped first with a line-based rule (so a ``${X}`` inside a comment does
+  not need to be set), and stripping keeps the line count, so file:line stays true;
+* ``${NAME}`` **and** ``$NAME`` are variables; ``$$`` is a literal ``$`` — which is why
+  ``$patch: delete`` must be written ``$$patch: delete`` in these files;
+* an unset or empty variable is an error, unless a bash default form supplies a value:
+  ``${V:-d}``, ``${V-d}``, ``${V:=d}``, ``${V=d}``, ``${V:+a}``, ``${V+a}``;
+* variables come from ``talenv.yaml`` (``KEY: value`` lines, dotenv style), which win over
+  the process environment, as talhelper exports them with ``os.Setenv``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from taltasks.errors import InputError
+
+# talhelper's comment rule: a '#' and the character before it up to the end of the line go,
+# unless that character is a quote followed later by a quote, or a letter/digit 1-9.
+_COMMENT = re.compile(r".?#.*\n")
+_KEEP = re.compile(r"^['\"].+['\"]|^[a-zA-Z1-9]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = (":-", ":=", ":+", "-", "=", "+")
+
+
+def strip_comments(text: str) -> str:
+    """Drop YAML comments the way talhelper does; every line stays where it was."""
+    return _COMMENT.sub(lambda m: m[0] if _KEEP.match(m[0]) else "\n", text)
+
+
+@dataclass(frozen=True)
+class Unset(Exception):
+    """A variable that is unset or empty, at ``line`` (1-based) of the text."""
+
+    name: str
+    line: int
+    empty: bool
+
+    def message(self) -> str:
+        state = "set but empty" if self.empty else "not set"
+        return f"variable ${{{self.name}}} {state}"
+
+
+def substitute(text: str, env: Mapping[str, str]) -> str:
+    """Expand variables in ``text`` from ``env``; raises :class:`Unset` for the first
+    unset/empty variable without a default."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("$", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        nxt = text[j + 1] if j + 1 < n else ""
+        if nxt == "$":
+            out.append("$")
+            i = j + 2
+        elif nxt == "{":
+            end = text.find("}", j + 2)
+            if end < 0:
+                out.append(text[j:])
+                break
+            out.append(_expand(text[j + 2 : end], env, text.count("\n", 0, j) + 1, text[j : end + 1]))
+            i = end + 1
+        else:
+            m = _NAME.match(text, j + 1)
+            if not m:
+                out.append("$")
+                i = j + 1
+                continue
+            out.append(_lookup(m[0], env, text.count("\n", 0, j) + 1))
+            i = m.end()
+    return "".join(out)
+
+
+def _lookup(name: str, env: Mapping[str, str], line: int) -> str:
+    value = env.get(name)
+    if value is None or value == "":
+        raise Unset(name, line, value == "")
+    return value
+
+
+def _expand(body: str, env: Mapping[str, str], line: int, raw: str) -> str:
+    m = _NAME.match(body)
+    if not m:
+        return raw  # not a variable expression (e.g. "${}"): left as written
+    name, rest = m[0], body[m.end() :]
+    if not rest:
+        return _lookup(name, env, line)
+    for op in _OPS:
+        if rest.startswith(op):
+            word = rest[len(op) :]
+            value = env.get(name)
+            is_set = value is not None
+            non_empty = bool(value)
+            if op in (":-", ":="):
+                return value if non_empty else word  # type: ignore[return-value]
+            if op in ("-", "="):
+                return value if is_set else word  # type: ignore[return-value]
+            if op == ":+":
+                return word if non_empty else ""
+            return word if is_set else ""
+    return raw
+
+
+# ---- talenv.yaml (dotenv syntax, as godotenv reads it) ----------------------------------------
+
+
+def parse_env_file(text: str, display: str) -> dict[str, str]:
+    """``KEY: value`` / ``KEY=value`` lines; ``#`` comments, ``---`` separators, optional
+    ``export``, single or double quotes. A line that is none of these is an error at its line."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "---":
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s?(.*)$", line)
+        if not m:
+            raise InputError(
+                f"cannot read this line as `KEY: value`: {raw.strip()!r}",
+                where=f"{display}:{number}",
+                hint="talenv.yaml holds one `NAME: value` pair per line (dotenv style, not nested YAML)",
+            )
+        key, value = m[1], m[2].strip()
+        if value[:1] in ("'", '"'):
+            quote = value[0]
+            end = value.find(quote, 1)
+            while quote == '"' and end > 0 and value[end - 1] == "\\":
+                end = value.find(quote, end + 1)
+            if end < 0:
+                raise InputError(f"unterminated quote in the value of {key}", where=f"{display}:{number}")
+            inner = value[1:end]
+            if quote == '"':
+                inner = inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+            value = inner
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+        values[key] = value
+    return values
+
+
+ENV_FILES = ("talenv.yaml", "talenv.sops.yaml", "talenv.yml", "talenv.sops.yml")
+
+
+@dataclass
+class Environment:
+    """The variables a cluster definition sees: talenv files over the process environment."""
+
+    values: dict[str, str]
+    sources: dict[str, str]  # variable -> "file:line"-ish origin, for messages
+
+    @classmethod
+    def load(cls, directory: Path, display_dir: str = "talos", *, decrypt=None) -> Environment:
+        """Read the talenv files present in ``directory``. ``decrypt(path) -> str`` opens
+        ``*.sops.*`` files; without it they are an error (they need the age key)."""
+        values = dict(os.environ)
+        sources = {k: "environment" for k in values}
+        for name in ENV_FILES:
+            path = directory / name
+            if not path.exists():
+                continue
+            shown = f"{display_dir}/{name}"
+            if ".sops." in name:
+                if decrypt is None:
+                    raise InputError("encrypted env file needs the age key to be read", where=shown)
+                text = decrypt(path)
+            else:
+                text = path.read_text(encoding="utf-8")
+            for key, value in parse_env_file(text, shown).items():
+                values[key] = value
+                sources[key] = shown
+        return cls(values, sources)
+
+
+def substitute_file(text: str, env: Mapping[str, str], display: str) -> str:
+    """Strip comments and substitute, turning an unset variable into a located error."""
+    try:
+        return substitute(strip_comments(text), env)
+    except Unset as exc:
+        raise InputError(
+            exc.message(),
+            where=f"{display}:{exc.line}",
+            hint=f"define {exc.name} in talos/talenv.yaml or the environment, give a default "
+            f"(${{{exc.name}:-value}}), or write $$ for a literal $",
+        ) from None

@@ -1,0 +1,690 @@
+"""Reading and validating ``talos/talconfig.yaml`` (talhelper's format) into a :class:`Cluster`.
+
+The file is read as talhelper reads it — comments stripped, ``${VAR}`` substituted from
+``talenv.yaml`` and the environment (:mod:`taltasks.model.envsubst`) — then checked field by
+field. Every problem is collected with its ``file:line`` and all of them are reported
+together (:class:`DefinitionError`), so one run shows everything to fix. Keys talhelper knows
+but taltasks does not generate yet are refused by name rather than silently ignored.
+
+Beyond talhelper, two conveniences: a per-node ``talosVersion`` pin (a node may run a
+different Talos release during a rolling upgrade), and node patch folders:
+``talos/patches/nodes/<hostname>.yaml`` or ``talos/patches/nodes/<hostname>/*.yaml`` are
+applied to that node after its talconfig patches; a file there for a hostname that is not
+in the cluster is an error (it would silently apply to nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taltasks.errors import InputError
+from taltasks.model import schematic as schematics
+from taltasks.model.cluster import Cluster, MachineSpec, Node, PatchRef
+from taltasks.model.envsubst import Environment, substitute_file
+from taltasks.model.suggest import did_you_mean
+from taltasks.model.syntax import (
+    cidr_problem,
+    dns_name_problem,
+    endpoint_problem,
+    ip_problem,
+    label_key_problem,
+    label_value_problem,
+    taint_problem,
+)
+from taltasks.model.versions import SUPPORTED_CONTRACTS, Version, kubernetes_supported, support_range
+from taltasks.yamlpos import KeyPath, YamlDoc
+
+TALCONFIG = "talconfig.yaml"
+
+TOP_KEYS = frozenset(
+    {
+        "clusterName",
+        "endpoint",
+        "talosVersion",
+        "kubernetesVersion",
+        "domain",
+        "allowSchedulingOnMasters",
+        "allowSchedulingOnControlPlanes",
+        "additionalApiServerCertSans",
+        "additionalMachineCertSans",
+        "clusterPodNets",
+        "clusterSvcNets",
+        "cniConfig",
+        "patches",
+        "controlPlane",
+        "worker",
+        "nodes",
+        "imageFactory",
+    }
+)
+NODE_ONLY_KEYS = frozenset(
+    {
+        "hostname",
+        "ipAddress",
+        "controlPlane",
+        "installDisk",
+        "installDiskSelector",
+        "ignoreHostname",
+        "overridePatches",
+        "overrideExtraManifests",
+        "overrideMachineCertSANs",
+        "talosVersion",
+    }
+)
+NODE_CONFIG_KEYS = frozenset(
+    {
+        "nodeLabels",
+        "nodeAnnotations",
+        "nodeTaints",
+        "nameservers",
+        "networkInterfaces",
+        "kernelModules",
+        "certSANs",
+        "patches",
+        "talosImageURL",
+        "schematic",
+        "machineSpec",
+        "disableSearchDomain",
+        "noSchematicValidate",
+        "imageSchematic",
+    }
+)
+# talhelper keys taltasks does not generate (yet): refused by name instead of ignored.
+UNSUPPORTED_KEYS = frozenset(
+    {
+        "inlineManifests",
+        "machineDisks",
+        "machineFiles",
+        "extraManifests",
+        "ingressFirewall",
+        "extensionServices",
+        "volumes",
+        "userVolumes",
+        "filenameTmpl",
+    }
+)
+MACHINE_SPEC_KEYS = frozenset({"mode", "arch", "secureboot", "useUKI", "bootMethod", "imageSuffix"})
+DISK_SELECTOR_KEYS = frozenset(
+    {"size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath"}
+)
+IMAGE_FACTORY_KEYS = frozenset(
+    {"registryURL", "schematicEndpoint", "protocol", "installerURLTmpl", "ISOURLTmpl"}
+)
+CNI_KEYS = frozenset({"name", "urls", "flannel"})
+NODE_PATCH_DIR = Path("patches") / "nodes"
+
+
+class DefinitionError(InputError):
+    """Several problems in the cluster definition, each with its own location."""
+
+    def __init__(self, problems: list[InputError]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            p = problems[0]
+            super().__init__(p.message, where=p.where, hint=p.hint)
+            return
+        lines = "\n".join(f"  {p}" + (f"\n    hint: {p.hint}" if p.hint else "") for p in problems)
+        super().__init__(f"{len(problems)} problems in the cluster definition:\n{lines}")
+
+
+def load_cluster(root: Path | str, *, env: Mapping[str, str] | None = None) -> Cluster:
+    """Read ``root/talos/talconfig.yaml`` (+ ``talenv.yaml``) into a validated :class:`Cluster`.
+
+    ``env`` adds/overrides variables (tests); by default they come from talenv and the
+    process environment. Raises :class:`DefinitionError` listing every problem found."""
+    talos_dir = Path(root) / "talos"
+    path = talos_dir / TALCONFIG
+    display = f"talos/{TALCONFIG}"
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(
+            "cluster definition not found",
+            where=display,
+            hint=f"run from the checkout holding talos/{TALCONFIG}, or pass --root",
+        ) from None
+    environment = Environment.load(talos_dir, decrypt=_sops_decrypt(Path(root)))
+    if env:
+        environment.values.update(env)
+    text = substitute_file(raw, environment.values, display)
+    doc = YamlDoc.load(path, text=text, display=display)
+    return _Builder(doc, talos_dir, environment.values).build()
+
+
+def _sops_decrypt(root: Path):
+    """A decrypt function for ``talenv.sops.yaml`` (sops is only started if that file exists)."""
+
+    def decrypt(path: Path) -> str:
+        from taltasks.secrets import age, sops
+
+        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        return sops.decrypt(path, root=root, display=shown, env=age.sops_environment(root)).decode()
+
+    return decrypt
+
+
+class _Builder:
+    def __init__(self, doc: YamlDoc, talos_dir: Path, env: Mapping[str, str]) -> None:
+        self.doc = doc
+        self.talos_dir = talos_dir
+        self.env = env
+        self.problems: list[InputError] = []
+        self._patch_cache: dict[Path, PatchRef | None] = {}
+
+    # ---- reporting ------------------------------------------------------------------------
+
+    def err(self, keys: KeyPath, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.doc.error(keys, message, hint=hint))
+
+    def check_keys(self, value: Any, keys: KeyPath, allowed: frozenset[str], what: str) -> None:
+        if not isinstance(value, dict):
+            return
+        for key in value:
+            if key in allowed:
+                continue
+            if key in UNSUPPORTED_KEYS:
+                self.err(
+                    (*keys, key),
+                    f"`{key}` is a talhelper field taltasks does not generate yet",
+                    hint="express it as a machine-config patch under talos/patches/ instead",
+                )
+            else:
+                self.err((*keys, key), f"unknown key {key!r} in {what}{did_you_mean(str(key), allowed)}")
+
+    def get(self, keys: KeyPath, default: Any = None) -> Any:
+        return self.doc.get(keys, default)
+
+    def plain(self, keys: KeyPath, default: Any = None) -> Any:
+        from taltasks.yamlpos import to_plain
+
+        return to_plain(self.get(keys, default))
+
+    def string(self, keys: KeyPath, *, required: bool = False, what: str = "") -> str | None:
+        value = self.get(keys)
+        if value is None or value == "":
+            if required:
+                self.err(keys, f"`{keys[-1]}` is required" + (f" ({what})" if what else ""))
+            return None
+        if isinstance(value, dict | list):
+            self.err(keys, f"`{keys[-1]}` must be a single value")
+            return None
+        return str(value)
+
+    def string_list(self, keys: KeyPath) -> list[str]:
+        value = self.get(keys)
+        if value is None:
+            return []
+        if not isinstance(value, list) or any(isinstance(v, dict | list) for v in value):
+            self.err(keys, f"`{keys[-1]}` must be a list of strings")
+            return []
+        return [str(v) for v in value]
+
+    def boolean(self, keys: KeyPath) -> bool:
+        value = self.get(keys)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.err(keys, f"`{keys[-1]}` must be true or false")
+            return False
+        return value
+
+    def mapping(self, keys: KeyPath) -> dict[str, Any]:
+        value = self.get(keys)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.err(keys, f"`{keys[-1]}` must be a mapping")
+            return {}
+        return self.plain(keys)
+
+    # ---- the whole file -------------------------------------------------------------------
+
+    def build(self) -> Cluster:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            raise self.doc.error((), "talconfig.yaml must be a mapping with clusterName, endpoint, nodes, …")
+        self.check_keys(data, (), TOP_KEYS, "talconfig.yaml")
+
+        name = self.string(("clusterName",), required=True) or ""
+        endpoint = self.string(("endpoint",), required=True) or ""
+        if endpoint:
+            problem = endpoint_problem(endpoint, require_https=True)
+            if problem:
+                self.err(("endpoint",), problem, hint="like https://192.168.1.10:6443")
+        talos = self.version(("talosVersion",), "Talos", required=True)
+        if talos and talos.minor_key not in SUPPORTED_CONTRACTS:
+            self.err(
+                ("talosVersion",),
+                f"Talos {talos} is not a version contract taltasks generates (1.11, 1.12, 1.13)",
+            )
+        k8s = self.version(("kubernetesVersion",), "Kubernetes", required=True)
+        if talos and k8s and talos.minor_key in SUPPORTED_CONTRACTS and not kubernetes_supported(talos, k8s):
+            self.err(
+                ("kubernetesVersion",),
+                f"Kubernetes {k8s} is not supported by Talos {talos} (supported: {support_range(talos)})",
+                hint="see the Talos support matrix; upgrade Talos first or pick a supported Kubernetes",
+            )
+        domain = self.string(("domain",)) or "cluster.local"
+        if self.get(("domain",)) is not None and dns_name_problem(domain):
+            self.err(("domain",), dns_name_problem(domain) or "")
+        allow = self.boolean(("allowSchedulingOnControlPlanes",)) or self.boolean(
+            ("allowSchedulingOnMasters",)
+        )
+        pods = self.cidrs(("clusterPodNets",))
+        services = self.cidrs(("clusterSvcNets",))
+        cni = self.cni(("cniConfig",))
+        factory = self.mapping(("imageFactory",))
+        self.check_keys(self.get(("imageFactory",)), ("imageFactory",), IMAGE_FACTORY_KEYS, "imageFactory")
+        registry = str(factory.get("registryURL") or schematics.FACTORY)
+        for group in ("controlPlane", "worker"):
+            if self.get((group,)) is not None:
+                if not isinstance(self.get((group,)), dict):
+                    self.err((group,), f"`{group}` must be a mapping of node settings")
+                self.check_keys(self.get((group,)), (group,), NODE_CONFIG_KEYS, f"the {group} group")
+        global_patches = self.patches(("patches",), "global")
+
+        nodes_raw = self.get(("nodes",))
+        nodes: list[Node] = []
+        if not isinstance(nodes_raw, list) or not nodes_raw:
+            self.err(("nodes",), "`nodes` is required: a list with at least one node")
+        else:
+            for i in range(len(nodes_raw)):
+                node = self.node(i, talos, k8s, registry)
+                if node is not None:
+                    nodes.append(node)
+            self.duplicates(nodes_raw)
+            if nodes and not any(n.control_plane for n in nodes):
+                self.err(
+                    ("nodes",), "the cluster has no control-plane node (set `controlPlane: true` on one)"
+                )
+        nodes = self.node_patch_dirs(nodes)
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return Cluster(
+            name=name,
+            endpoint=endpoint,
+            talos_version=str(talos),
+            kubernetes_version=str(k8s),
+            domain=domain,
+            nodes=nodes,
+            source_dir=self.talos_dir,
+            allow_scheduling_on_control_planes=allow,
+            additional_api_server_cert_sans=tuple(self.string_list(("additionalApiServerCertSans",))),
+            additional_machine_cert_sans=tuple(self.string_list(("additionalMachineCertSans",))),
+            pod_subnets=tuple(pods or ("10.244.0.0/16",)),
+            service_subnets=tuple(services or ("10.96.0.0/12",)),
+            cni_config=cni,
+            patches=tuple(global_patches),
+            where=self.doc.where(()),
+        )
+
+    # ---- fields -----------------------------------------------------------------------------
+
+    def version(self, keys: KeyPath, what: str, *, required: bool = False) -> Version | None:
+        text = self.string(keys, required=required)
+        if text is None:
+            return None
+        try:
+            return Version.parse(text)
+        except ValueError:
+            self.err(keys, f"{what} version {text!r} is not a version like v1.11.5")
+            return None
+
+    def cidrs(self, keys: KeyPath) -> list[str]:
+        values = self.string_list(keys)
+        for i, v in enumerate(values):
+            problem = cidr_problem(v)
+            if problem:
+                self.err((*keys, i), problem)
+        return values
+
+    def cni(self, keys: KeyPath) -> dict[str, Any] | None:
+        value = self.mapping(keys)
+        if not value:
+            return None
+        self.check_keys(self.get(keys), keys, CNI_KEYS, "cniConfig")
+        name = value.get("name")
+        if name not in ("flannel", "custom", "none"):
+            self.err((*keys, "name"), f"CNI name {name!r} is not one of flannel, custom, none")
+        if value.get("urls") and name != "custom":
+            self.err((*keys, "urls"), "CNI urls are only used with name: custom")
+        return value
+
+    def duplicates(self, nodes_raw: list[Any]) -> None:
+        seen_names: dict[str, int] = {}
+        seen_ips: dict[str, int] = {}
+        for i, raw in enumerate(nodes_raw):
+            if not isinstance(raw, dict):
+                continue
+            hostname = raw.get("hostname")
+            if hostname:
+                if hostname in seen_names:
+                    self.err(
+                        ("nodes", i, "hostname"),
+                        f"duplicate hostname {hostname!r} (also at {self.doc.where(('nodes', seen_names[hostname], 'hostname'))})",
+                    )
+                else:
+                    seen_names[hostname] = i
+            for ip in str(raw.get("ipAddress") or "").split(","):
+                ip = ip.strip()
+                if not ip:
+                    continue
+                if ip in seen_ips and seen_ips[ip] != i:
+                    self.err(
+                        ("nodes", i, "ipAddress"),
+                        f"duplicate IP address {ip} (also at {self.doc.where(('nodes', seen_ips[ip], 'ipAddress'))})",
+                    )
+                else:
+                    seen_ips.setdefault(ip, i)
+
+    def node(self, i: int, talos: Version | None, k8s: Version | None, registry: str) -> Node | None:
+        keys: tuple[str | int, ...] = ("nodes", i)
+        raw = self.get(keys)
+        if not isinstance(raw, dict):
+            self.err(keys, "each node must be a mapping with hostname, ipAddress, …")
+            return None
+        self.check_keys(raw, keys, NODE_ONLY_KEYS | NODE_CONFIG_KEYS, "a node")
+        hostname = self.string((*keys, "hostname"), required=True) or f"nodes[{i}]"
+        if self.get((*keys, "hostname")) and dns_name_problem(hostname):
+            self.err((*keys, "hostname"), f"hostname {dns_name_problem(hostname)}")
+        ips: list[str] = []
+        ip_text = self.string((*keys, "ipAddress"), required=True, what=f"node {hostname}")
+        for ip in (ip_text or "").split(","):
+            ip = ip.strip()
+            problem = ip_problem(ip) if ip else "empty address in the list"
+            if problem:
+                self.err((*keys, "ipAddress"), f"node {hostname}: {problem}")
+            else:
+                ips.append(ip)
+        control_plane = self.boolean((*keys, "controlPlane"))
+        group = ("controlPlane",) if control_plane else ("worker",)
+
+        def pick(key: str) -> tuple[Any, tuple[str | int, ...]]:
+            """talhelper's group merge: the node's value unless zero, else the group's."""
+            value = raw.get(key)
+            if value not in (None, "", [], {}, False):
+                return value, (*keys, key)
+            group_value = self.get((*group, key)) if isinstance(self.get(group), dict) else None
+            return group_value, (*group, key)
+
+        # install disk
+        disk = self.string((*keys, "installDisk"))
+        selector = self.mapping((*keys, "installDiskSelector")) or None
+        if selector is not None:
+            self.check_keys(
+                self.get((*keys, "installDiskSelector")),
+                (*keys, "installDiskSelector"),
+                DISK_SELECTOR_KEYS,
+                "installDiskSelector",
+            )
+        if not disk and not selector:
+            self.err(
+                keys,
+                f"node {hostname} has no install disk",
+                hint="set `installDisk: /dev/sda` (or an `installDiskSelector`) on the node",
+            )
+        elif disk and selector:
+            self.err(
+                (*keys, "installDiskSelector"),
+                f"node {hostname}: set installDisk or installDiskSelector, not both",
+            )
+
+        # versions
+        node_talos = talos
+        pinned = self.get((*keys, "talosVersion")) is not None
+        if pinned:
+            node_talos = self.version((*keys, "talosVersion"), "Talos")
+            if node_talos and node_talos.minor_key not in SUPPORTED_CONTRACTS:
+                self.err(
+                    (*keys, "talosVersion"),
+                    f"Talos {node_talos} is not a version contract taltasks generates (1.11, 1.12, 1.13)",
+                )
+            elif node_talos and k8s and not kubernetes_supported(node_talos, k8s):
+                self.err(
+                    (*keys, "talosVersion"),
+                    f"node {hostname} pins Talos {node_talos}, which does not support Kubernetes {k8s} "
+                    f"(supported: {support_range(node_talos)})",
+                )
+
+        labels = self.string_map(*pick("nodeLabels"), check="label")
+        annotations = self.string_map(*pick("nodeAnnotations"), check=None)
+        taints = self.string_map(*pick("nodeTaints"), check="taint")
+        nameservers_v, ns_keys = pick("nameservers")
+        nameservers = self.string_list(ns_keys) if nameservers_v is not None else []
+        for j, ns in enumerate(nameservers):
+            if ip_problem(ns):
+                self.err((*ns_keys, j), f"nameserver {ip_problem(ns)}")
+        interfaces_v, if_keys = pick("networkInterfaces")
+        interfaces = self.interfaces(interfaces_v, if_keys)
+        modules_v, mod_keys = pick("kernelModules")
+        modules = self.plain(mod_keys) if modules_v is not None else []
+        if not isinstance(modules, list) or any(
+            not isinstance(m, dict) or not m.get("name") for m in modules
+        ):
+            self.err(mod_keys, "`kernelModules` must be a list of {name: ...} entries")
+            modules = []
+        spec_v, spec_keys = pick("machineSpec")
+        spec = self.machine_spec(spec_v, spec_keys)
+        schematic_v, sch_keys = pick("schematic")
+        schematic = None
+        if schematic_v is not None:
+            schematic = self.plain(sch_keys)
+            for path, message in schematics.schematic_problems(schematic):
+                self.err((*sch_keys, *path), f"node {hostname}: {message}")
+        image_url_v, _ = pick("talosImageURL")
+        sans = self.string_list((*keys, "certSANs"))
+        if not raw.get("overrideMachineCertSANs") and isinstance(self.get(group), dict):
+            sans += [s for s in self.string_list((*group, "certSANs")) if s not in sans]
+        patches: list[PatchRef] = []
+        if not raw.get("overridePatches") and isinstance(self.get(group), dict):
+            patches += self.patches((*group, "patches"), group[0])
+        patches += self.patches((*keys, "patches"), "node")
+
+        version_text = str(node_talos) if node_talos else "v0.0.0"
+        sid = schematics.schematic_id(schematic) if schematic is not None else None
+        image = schematics.installer_image(
+            version_text,
+            schematic=schematic,
+            image_url=str(image_url_v) if image_url_v else None,
+            platform=spec.mode,
+            secureboot=spec.secureboot,
+            registry=registry,
+        )
+        return Node(
+            hostname=hostname,
+            ip=ips[0] if ips else "",
+            ips=tuple(ips),
+            control_plane=control_plane,
+            talos_version=version_text,
+            talos_version_pinned=pinned,
+            installer_image=image,
+            schematic_id=sid,
+            schematic=schematic,
+            labels=labels,
+            taints=taints,
+            annotations=annotations,
+            install_disk=disk,
+            install_disk_selector=selector,
+            nameservers=tuple(nameservers),
+            network_interfaces=tuple(interfaces),
+            kernel_modules=tuple(modules),
+            cert_sans=tuple(sans),
+            machine_spec=spec,
+            ignore_hostname=self.boolean((*keys, "ignoreHostname")),
+            disable_search_domain=bool(pick("disableSearchDomain")[0]),
+            patches=tuple(patches),
+            where=self.doc.where(keys),
+        )
+
+    def string_map(self, value: Any, keys: KeyPath, *, check: str | None) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.err(keys, f"`{keys[-1]}` must be a mapping of key: value")
+            return {}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if isinstance(v, dict | list):
+                self.err((*keys, k), f"`{keys[-1]}.{k}` must be a single value")
+                continue
+            text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+            problem = None
+            if check == "label":
+                problem = label_key_problem(k) or label_value_problem(text)
+            elif check == "taint":
+                problem = taint_problem(k, text)
+            if problem:
+                self.err((*keys, k), problem)
+            out[str(k)] = text
+        return out
+
+    def interfaces(self, value: Any, keys: KeyPath) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.err(keys, "`networkInterfaces` must be a list")
+            return []
+        out = []
+        for j, dev in enumerate(self.plain(keys)):
+            if not isinstance(dev, dict):
+                self.err((*keys, j), "each network interface must be a mapping")
+                continue
+            if bool(dev.get("interface")) == bool(dev.get("deviceSelector")):
+                self.err((*keys, j), "set exactly one of `interface` or `deviceSelector`")
+            for a, address in enumerate(dev.get("addresses") or []):
+                problem = cidr_problem(address, "192.168.1.10/24")
+                if problem:
+                    self.err((*keys, j, "addresses", a), f"address {problem}")
+            for r, route in enumerate(dev.get("routes") or []):
+                net = (route or {}).get("network") if isinstance(route, dict) else None
+                if net and cidr_problem(net, "0.0.0.0/0"):
+                    self.err(
+                        (*keys, j, "routes", r, "network"), f"route network {cidr_problem(net, '0.0.0.0/0')}"
+                    )
+            out.append(dev)
+        return out
+
+    def machine_spec(self, value: Any, keys: KeyPath) -> MachineSpec:
+        if value is None:
+            return MachineSpec()
+        if not isinstance(value, dict):
+            self.err(keys, "`machineSpec` must be a mapping")
+            return MachineSpec()
+        self.check_keys(value, keys, MACHINE_SPEC_KEYS, "machineSpec")
+        return MachineSpec(
+            mode=str(value.get("mode") or "metal"),
+            arch=str(value.get("arch") or "amd64"),
+            secureboot=bool(value.get("secureboot")),
+            use_uki=bool(value.get("useUKI")),
+        )
+
+    # ---- patches ----------------------------------------------------------------------------
+
+    def patches(self, keys: KeyPath, scope: str) -> list[PatchRef]:
+        value = self.get(keys)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.err(keys, "`patches` must be a list of `@file` references or inline patches")
+            return []
+        refs: list[PatchRef] = []
+        for j, item in enumerate(value):
+            ref = self.patch((*keys, j), item, scope)
+            if ref is not None:
+                refs.append(ref)
+        return refs
+
+    def patch(self, keys: KeyPath, item: Any, scope: str) -> PatchRef | None:
+        line = self.doc.line_of(keys) or 1
+        if isinstance(item, dict | list):
+            import yaml
+
+            text = yaml.safe_dump(self.plain(keys), sort_keys=False)
+            return PatchRef(str(self.doc.path), text, line_offset=line - 1, scope=scope)
+        text = str(item)
+        if text.startswith("@"):
+            target = (self.talos_dir / text[1:]).resolve()
+            ref = self.patch_file(target, keys, scope)
+            return ref
+        # inline content: for a block scalar the text starts on the next line
+        source_line = (self.doc.text or "").splitlines()[line - 1] if self.doc.text else ""
+        block = source_line.rstrip().endswith(("|", "|-", "|+", ">", ">-", ">+"))
+        return PatchRef(str(self.doc.path), text, line_offset=line if block else line - 1, scope=scope)
+
+    def patch_file(self, target: Path, keys: KeyPath | None, scope: str) -> PatchRef | None:
+        if target in self._patch_cache:
+            ref = self._patch_cache[target]
+            return PatchRef(ref.source, ref.text, ref.line_offset, scope) if ref else None
+        display = self.display(target)
+        if not target.is_file():
+            if keys is not None:
+                self.err(keys, f"patch file {display} does not exist")
+            self._patch_cache[target] = None
+            return None
+        raw = target.read_text(encoding="utf-8")
+        ref: PatchRef | None = None
+        if raw.strip():
+            try:
+                text = substitute_file(raw, self.env, display)
+            except InputError as exc:
+                self.problems.append(exc)
+                text = None
+            if text is not None:
+                if "{{" in text:
+                    line = text[: text.index("{{")].count("\n") + 1
+                    self.problems.append(
+                        InputError(
+                            "Go templates in patches ({{ … }}) are not supported by taltasks",
+                            where=f"{display}:{line}",
+                            hint="use ${VARIABLES} from talenv.yaml, or write the values out",
+                        )
+                    )
+                else:
+                    ref = PatchRef(display, text, 0, scope)
+        self._patch_cache[target] = ref
+        return ref
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.talos_dir.parent.resolve()))
+        except ValueError:
+            try:
+                return str(path.relative_to(self.talos_dir.parent))
+            except ValueError:
+                return str(path)
+
+    def node_patch_dirs(self, nodes: list[Node]) -> list[Node]:
+        folder = self.talos_dir / NODE_PATCH_DIR
+        if not folder.is_dir():
+            return nodes
+        by_name = {n.hostname: n for n in nodes}
+        extra: dict[str, list[PatchRef]] = {}
+        for entry in sorted(folder.iterdir()):
+            name = entry.stem if entry.is_file() else entry.name
+            if entry.is_file() and entry.suffix not in (".yaml", ".yml"):
+                continue
+            if name not in by_name:
+                self.problems.append(
+                    InputError(
+                        f"patch for an unknown node {name!r}{did_you_mean(name, by_name)}",
+                        where=self.display(entry.resolve()),
+                        hint=f"known nodes: {', '.join(by_name) or 'none'}; rename or remove it",
+                    )
+                )
+                continue
+            files = (
+                [entry]
+                if entry.is_file()
+                else sorted(p for p in entry.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            )
+            for f in files:
+                ref = self.patch_file(f.resolve(), None, "node-dir")
+                if ref is not None:
+                    extra.setdefault(name, []).append(ref)
+        if not extra:
+            return nodes
+        from dataclasses import replace
+
+        return [replace(n, patches=n.patches + tuple(extra.get(n.hostname, ()))) for n in nodes]

@@ -1,0 +1,95 @@
+"""Talos and Kubernetes version arithmetic: parsing, the support matrix, version contracts.
+
+A Talos version decides two things for config generation: which *version contract* the
+generator follows (1.11, 1.12, 1.13 — the shape of the documents), and which Kubernetes
+minors the node can run (talos-config-gen.md §7). Both live here as data so that the
+model can reject an impossible pin before anything is generated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A ``vMAJOR.MINOR[.PATCH][-PRE]`` version; ``str()`` gives the ``v``-prefixed form."""
+
+    major: int
+    minor: int
+    patch: int = 0
+    pre: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        m = _SEMVER.match(str(text).strip())
+        if not m:
+            raise ValueError(f"{text!r} is not a version like v1.11.5")
+        return cls(int(m[1]), int(m[2]), int(m[3] or 0), m[4] or "")
+
+    @property
+    def minor_key(self) -> tuple[int, int]:
+        return (self.major, self.minor)
+
+    @property
+    def bare(self) -> str:
+        """Without the ``v``: ``1.34.3`` (what image tags of Kubernetes components follow)."""
+        return f"{self.major}.{self.minor}.{self.patch}" + (f"-{self.pre}" if self.pre else "")
+
+    def __str__(self) -> str:
+        return "v" + self.bare
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        mine = (self.major, self.minor, self.patch)
+        theirs = (other.major, other.minor, other.patch)
+        if mine != theirs:
+            return mine < theirs
+        # a pre-release sorts before the release it leads to
+        if bool(self.pre) != bool(other.pre):
+            return bool(self.pre)
+        return self.pre < other.pre
+
+
+# Talos minor → (oldest, newest) supported Kubernetes minor (docs support matrix, §7).
+KUBERNETES_SUPPORT: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {
+    (1, 9): ((1, 27), (1, 32)),
+    (1, 10): ((1, 28), (1, 33)),
+    (1, 11): ((1, 29), (1, 34)),
+    (1, 12): ((1, 30), (1, 35)),
+    (1, 13): ((1, 31), (1, 36)),
+}
+
+# Kubernetes version `talosctl gen config` uses when none is given (per contract).
+DEFAULT_KUBERNETES: dict[tuple[int, int], str] = {
+    (1, 11): "1.34.0",
+    (1, 12): "1.35.0",
+    (1, 13): "1.36.0",
+}
+
+# The contracts this generator implements. 1.14 splits the config into ~27 documents and
+# is a different generator; older contracts are not produced by taltasks.
+SUPPORTED_CONTRACTS: tuple[tuple[int, int], ...] = ((1, 11), (1, 12), (1, 13))
+LATEST_CONTRACT = SUPPORTED_CONTRACTS[-1]
+
+
+def kubernetes_supported(talos: Version, kubernetes: Version) -> bool:
+    span = KUBERNETES_SUPPORT.get(talos.minor_key)
+    if span is None:
+        return False
+    low, high = span
+    return low <= kubernetes.minor_key <= high
+
+
+def support_range(talos: Version) -> str:
+    span = KUBERNETES_SUPPORT.get(talos.minor_key)
+    if span is None:
+        return "unknown"
+    (a, b), (c, d) = span
+    return f"{a}.{b}–{c}.{d}"

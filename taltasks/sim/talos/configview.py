@@ -1,0 +1,166 @@
+"""What a simulated node reads from the machine config it was given.
+
+A node takes its identity from the applied config, as a real one does: its role
+(``machine.type``), the OS CA it trusts and signs with (``machine.ca``), its hostname, its
+installer image (whose tag is the version an install boots into), Kubernetes component
+images and the Kubernetes CA. Only what the simulator needs is extracted; the bytes as
+applied are kept verbatim for the MachineConfig resource and for diffs.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigRejected(ValueError):
+    """The config cannot be applied (InvalidArgument on the wire)."""
+
+
+def _b64pem(value: Any) -> bytes | None:
+    if not value:
+        return None
+    try:
+        return base64.b64decode(str(value))
+    except ValueError:
+        return None
+
+
+def _dig(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+@dataclass
+class ConfigView:
+    raw: bytes
+    documents: list[dict[str, Any]]
+    v1alpha1: dict[str, Any]
+    machine_type: str
+    hostname: str | None
+    os_ca_crt: bytes | None
+    os_ca_key: bytes | None
+    k8s_ca_crt: bytes | None
+    k8s_ca_key: bytes | None
+    install_image: str | None
+    kubelet_image: str | None
+    cluster_name: str | None
+    cluster_endpoint: str | None
+    cert_sans: list[str] = field(default_factory=list)
+
+    @property
+    def control_plane(self) -> bool:
+        return self.machine_type in ("controlplane", "init")
+
+    def image(self, component: str) -> str | None:
+        """``apiServer``, ``controllerManager``, ``scheduler`` or ``proxy`` image."""
+        return _dig(self.v1alpha1, "cluster", component, "image")
+
+    @property
+    def proxy_disabled(self) -> bool:
+        return bool(_dig(self.v1alpha1, "cluster", "proxy", "disabled"))
+
+
+def parse(raw: bytes) -> ConfigView:
+    """Parse config bytes as machined would before applying them."""
+    try:
+        docs = [d for d in yaml.safe_load_all(raw.decode("utf-8")) if d is not None]
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigRejected(f"failed to parse config: {exc}") from None
+    if not all(isinstance(d, dict) for d in docs):
+        raise ConfigRejected("failed to parse config: every document must be a mapping")
+    main = next((d for d in docs if d.get("version") == "v1alpha1"), None)
+    if main is None:
+        raise ConfigRejected(
+            "the config doesn't contain v1alpha1 config, did you mean to patch the machine config instead?"
+        )
+    machine_type = _dig(main, "machine", "type")
+    if machine_type not in ("controlplane", "init", "worker"):
+        raise ConfigRejected(f"unknown machine type {machine_type!r}")
+    hostname = _dig(main, "machine", "network", "hostname")
+    for d in docs:
+        if d.get("kind") == "HostnameConfig" and d.get("hostname"):
+            hostname = d["hostname"]
+    return ConfigView(
+        raw=raw,
+        documents=docs,
+        v1alpha1=main,
+        machine_type=machine_type,
+        hostname=hostname,
+        os_ca_crt=_b64pem(_dig(main, "machine", "ca", "crt")),
+        os_ca_key=_b64pem(_dig(main, "machine", "ca", "key")),
+        k8s_ca_crt=_b64pem(_dig(main, "cluster", "ca", "crt")),
+        k8s_ca_key=_b64pem(_dig(main, "cluster", "ca", "key")),
+        install_image=_dig(main, "machine", "install", "image"),
+        kubelet_image=_dig(main, "machine", "kubelet", "image"),
+        cluster_name=_dig(main, "cluster", "clusterName"),
+        cluster_endpoint=_dig(main, "cluster", "controlPlane", "endpoint"),
+        cert_sans=[str(s) for s in _dig(main, "machine", "certSANs") or []],
+    )
+
+
+def image_tag(image: str | None) -> str | None:
+    """``ghcr.io/siderolabs/installer:v1.12.1`` → ``v1.12.1`` (digests are ignored)."""
+    if not image:
+        return None
+    ref = image.split("@", 1)[0]
+    _, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return None
+    return tag
+
+
+# Paths whose change cannot be applied to a running node (the node must reboot). Everything
+# else is applied live, as modern Talos does for most of the config.
+REBOOT_PATHS = (
+    ("machine", "install"),
+    ("machine", "kernel"),
+    ("machine", "disks"),
+    ("machine", "systemDiskEncryption"),
+    ("machine", "sysfs"),
+)
+
+
+def changed_paths(
+    old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """Leaf paths whose values differ between two config mappings."""
+    out: list[tuple[str, ...]] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        path = (*prefix, str(key))
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_paths(a, b, path)
+        elif a != b:
+            out.append(path)
+    return out
+
+
+def needs_reboot(old: ConfigView, new: ConfigView) -> str | None:
+    """The reason a change needs a reboot, or None when it can be applied live."""
+    for path in changed_paths(old.v1alpha1, new.v1alpha1):
+        for prefix in REBOOT_PATHS:
+            if path[: len(prefix)] == prefix:
+                return f"change to {'.'.join(path)} requires a reboot"
+    return None
+
+
+def render_without_comments(raw: bytes) -> str:
+    docs = [d for d in yaml.safe_load_all(raw.decode("utf-8")) if d is not None]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def unified_diff(old: bytes | None, new: bytes) -> str:
+    """The diff Talos shows in a dry run: ``--- a`` / ``+++ b`` with hunks, or "No changes."."""
+    a = render_without_comments(old).splitlines(keepends=True) if old else []
+    b = render_without_comments(new).splitlines(keepends=True)
+    if a == b:
+        return "No changes."
+    return "".join(difflib.unified_diff(a, b, fromfile="a", tofile="b"))

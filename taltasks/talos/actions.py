@@ -1,0 +1,177 @@
+"""Actions that reboot a node, followed to the end the way ``talosctl upgrade --wait`` does.
+
+1. Open the node's event stream (tail 0) *before* acting, so nothing is missed.
+2. Read the boot id.
+3. Act (Upgrade, Reboot…) and keep the actor id.
+4. Read events: the actor's phases and tasks are progress; a sequence error fails; the
+   stream ending (the node went down) means reconnect — with ``tail_events=-1`` and no actor
+   filter, because events after the reboot carry no actor id.
+5. Done when, after the node went down, MachineStatus says running and ready **and** the
+   boot id has changed. Anything else before the deadline is a failure naming what was
+   last seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from taltasks.errors import OperationFailed
+from taltasks.talos.client import StreamInterrupted, TalosClient
+from taltasks.talos.results import ActionAck, MachineEvent, TalosCallError
+
+
+@dataclass
+class RebootOutcome:
+    node: str
+    actor_id: str
+    boot_id_before: str
+    boot_id_after: str
+    version_after: str | None
+    seconds: float
+    events: list[MachineEvent] = field(default_factory=list)
+
+
+class NodeDidNotReturn(OperationFailed):
+    """The node did not come back running, ready and with a new boot id in time."""
+
+
+def _still_active(deadline: float, cancel: threading.Event | None) -> bool:
+    return time.monotonic() < deadline and not (cancel and cancel.is_set())
+
+
+def follow_reboot(
+    client: TalosClient,
+    node: str,
+    act: Callable[[], ActionAck],
+    *,
+    timeout: float = 30 * 60,
+    on_event: Callable[[MachineEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll: float = 0.2,
+) -> RebootOutcome:
+    """Run ``act`` (which must make ``node`` reboot) and wait until the node is back."""
+    started = time.monotonic()
+    deadline = started + timeout
+    stream = client.events(node=node, tail_events=0)
+    try:
+        before = client.boot_id(node)
+    except TalosCallError as exc:
+        if exc.code != "PERMISSION_DENIED":
+            raise
+        before = ""  # talosctl skips the boot-id check when Read is not allowed
+    ack = act()
+    seen: list[MachineEvent] = []
+    went_down = False
+    back = False
+    last = "no event yet"
+    while _still_active(deadline, cancel) and not back:
+        try:
+            for ev in stream:
+                seen.append(ev)
+                if on_event:
+                    on_event(ev)
+                if ev.error and (not ev.actor_id or ev.actor_id == ack.actor_id):
+                    raise OperationFailed(
+                        f"{ev.data.get('sequence', 'sequence')} failed: {ev.error}", where=node
+                    )
+                if ev.type == "TaskEvent" and ev.data.get("task") == "stopAllServices":
+                    went_down = True
+                if ev.type == "SequenceEvent" and ev.data.get("sequence") == "reboot":
+                    went_down = True
+                if ev.type == "MachineStatusEvent":
+                    last = f"stage {ev.stage}, ready {ev.ready}"
+                    if went_down and ev.running_and_ready:
+                        back = True
+                        break
+                if not _still_active(deadline, cancel):
+                    break
+            else:
+                went_down = True  # the stream ended: the node went away
+        except StreamInterrupted:
+            went_down = True
+        if back or not _still_active(deadline, cancel):
+            break
+        stream = _reconnect(client, node, deadline, cancel, poll)
+        if stream is None:
+            break
+        last = "node reachable again, waiting for it to be running and ready"
+    if cancel and cancel.is_set():
+        raise KeyboardInterrupt
+    if not back:
+        raise NodeDidNotReturn(
+            f"did not come back running and ready within {timeout:.0f}s (last seen: {last})", where=node
+        )
+    after = _wait_new_boot_id(client, node, before, deadline, poll)
+    version = None
+    for r in client.version([node]):
+        if r.ok and r.value is not None:
+            version = r.value.tag
+    return RebootOutcome(node, ack.actor_id, before, after, version, time.monotonic() - started, seen)
+
+
+def _reconnect(client: TalosClient, node: str, deadline: float, cancel: threading.Event | None, poll: float):
+    """Reopen the event stream once the node answers again, replaying everything buffered
+    since it booted (``tail_events=-1``)."""
+    from taltasks.errors import ConnectionFailed
+
+    while _still_active(deadline, cancel):
+        try:
+            return client.events(node=node, tail_events=-1)
+        except (StreamInterrupted, TalosCallError, ConnectionFailed):
+            time.sleep(poll)
+    return None
+
+
+def _wait_new_boot_id(client: TalosClient, node: str, before: str, deadline: float, poll: float) -> str:
+    from taltasks.errors import ConnectionFailed
+
+    last = before
+    while True:
+        try:
+            last = client.boot_id(node)
+            if not before or last != before:
+                return last
+        except (StreamInterrupted, TalosCallError, ConnectionFailed):
+            pass
+        if time.monotonic() >= deadline:
+            raise NodeDidNotReturn(f"came back but the boot id did not change ({last})", where=node)
+        time.sleep(poll)
+
+
+def upgrade(
+    client: TalosClient,
+    node: str,
+    image: str,
+    *,
+    preserve: bool = True,
+    force: bool = False,
+    stage: bool = False,
+    timeout: float = 30 * 60,
+    on_event: Callable[[MachineEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> RebootOutcome:
+    """Upgrade ``node`` to ``image`` and wait until it runs again with a new boot id."""
+    return follow_reboot(
+        client,
+        node,
+        lambda: client.upgrade(image, node=node, preserve=preserve, force=force, stage=stage),
+        timeout=timeout,
+        on_event=on_event,
+        cancel=cancel,
+    )
+
+
+def reboot(
+    client: TalosClient,
+    node: str,
+    *,
+    timeout: float = 15 * 60,
+    on_event: Callable[[MachineEvent], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> RebootOutcome:
+    return follow_reboot(
+        client, node, lambda: client.reboot(node=node), timeout=timeout, on_event=on_event, cancel=cancel
+    )

@@ -1,0 +1,811 @@
+"""``TalosClient``: every Talos API call taltasks makes, with typed results.
+
+Targeting (talos-api.md §8): ``nodes=[...]`` sends one ``nodes`` metadata entry per node
+(never comma-joined) and returns one :class:`NodeResult` per node, in reply order, each
+with that node's value or error. ``node="x"`` sends ``node`` (one-to-one) and returns the
+value or raises :class:`TalosCallError`. Neither means "the endpoint itself". Every call
+has a deadline; idempotent reads retry on UNAVAILABLE with tenacity; streams (events,
+logs, dmesg, kubeconfig, snapshot) are iterators that raise :class:`StreamInterrupted`
+when a node goes away mid-stream, so callers can reconnect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from taltasks.errors import ConnectionFailed, OperationFailed
+from taltasks.talos.results import (
+    ActionAck,
+    ApplyResult,
+    EtcdMember,
+    EtcdStatus,
+    MachineEvent,
+    MemoryInfo,
+    NodeError,
+    NodeResult,
+    Resource,
+    ServiceEvent,
+    ServiceInfo,
+    SnapshotResult,
+    TalosCallError,
+    VersionInfo,
+    WatchEvent,
+)
+
+if TYPE_CHECKING:
+    import grpc
+
+    from taltasks.talos.config import Context
+    from taltasks.talos.transport import Transport
+
+T = TypeVar("T")
+
+READ_TIMEOUT = 30.0
+UPGRADE_TIMEOUT = 15 * 60.0  # Upgrade replies after pulling the installer image
+STREAM_TIMEOUT = 60 * 60.0
+
+
+class StreamInterrupted(OperationFailed):
+    """A server stream ended with UNAVAILABLE (node rebooting, connection cut)."""
+
+
+APPLY_MODES = ("REBOOT", "AUTO", "NO_REBOOT", "STAGED", "TRY")
+
+
+def _code_name(code: int) -> str:
+    import grpc
+
+    for c in grpc.StatusCode:
+        if c.value[0] == code:
+            return c.name
+    return str(code)
+
+
+class TalosClient:
+    def __init__(
+        self, transport: Transport, *, default_nodes: Sequence[str] = (), insecure: bool = False
+    ) -> None:
+        self.transport = transport
+        self.default_nodes = list(default_nodes)
+        self.insecure = insecure
+        self._stubs: dict[tuple[int, str], Any] = {}
+        self._rd_cache: dict[str, list[dict[str, Any]]] = {}
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_context(
+        cls,
+        context: Context,
+        *,
+        endpoints: Sequence[str] | None = None,
+        nodes: Sequence[str] | None = None,
+        insecure: bool = False,
+        connect_timeout: float = 10.0,
+    ) -> TalosClient:
+        """A client for a talosconfig context; ``endpoints``/``nodes`` override the context's.
+        ``insecure`` is maintenance mode: no client certificate, server not verified."""
+        from taltasks.errors import InputError
+        from taltasks.machineconfig.pki import PKIError
+        from taltasks.talos import tlsbridge
+        from taltasks.talos.config import Endpoint
+        from taltasks.talos.transport import Transport
+
+        eps = [Endpoint.parse(e) for e in (endpoints or context.endpoints)]
+        if insecure:
+            ssl_ctx = tlsbridge.client_context(ca_pem=None, verify=False)
+        else:
+            if not (context.ca and context.crt and context.key):
+                raise InputError(
+                    f"context {context.name!r} has no CA, certificate or key",
+                    hint="regenerate the talosconfig with `invoke configure`",
+                )
+            try:
+                ssl_ctx = tlsbridge.client_context(
+                    ca_pem=context.ca, cert_pem=context.crt, key_pem=context.key
+                )
+            except (OSError, ValueError, PKIError) as exc:
+                raise InputError(
+                    f"context {context.name!r} has an unusable certificate or key: {exc}"
+                ) from None
+        transport = Transport(
+            eps, ssl_ctx, connect_timeout=connect_timeout, label=f"context {context.name!r}"
+        )
+        return cls(
+            transport, default_nodes=list(nodes if nodes is not None else context.nodes), insecure=insecure
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> TalosClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _stub(self, channel: grpc.Channel, kind: str) -> Any:
+        from taltasks.talos.api import cosi_resource_pb2_grpc, machine_pb2_grpc
+
+        key = (id(channel), kind)
+        stub = self._stubs.get(key)
+        if stub is None:
+            cls = (
+                machine_pb2_grpc.MachineServiceStub if kind == "machine" else cosi_resource_pb2_grpc.StateStub
+            )
+            stub = self._stubs[key] = cls(channel)
+        return stub
+
+    @staticmethod
+    def _many(nodes: Sequence[str]) -> list[tuple[str, str]]:
+        return [("nodes", n) for n in nodes]
+
+    def _targets(self, nodes: Sequence[str] | None) -> list[str]:
+        return list(nodes) if nodes is not None else list(self.default_nodes)
+
+    def _unary(
+        self,
+        method: str,
+        request: Any,
+        *,
+        metadata: list[tuple[str, str]],
+        timeout: float,
+        idempotent: bool,
+        kind: str = "machine",
+    ) -> Any:
+        import grpc
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        def once(channel: grpc.Channel) -> Any:
+            return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+
+        if not idempotent:
+            return self.transport.call(once)
+        for attempt in Retrying(
+            stop=stop_after_attempt(3),
+            wait=wait_exponential(multiplier=0.2, max=1.0),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        ):
+            with attempt:
+                return self.transport.call(once)
+        raise AssertionError("unreachable")
+
+    def _call_error(self, method: str, exc: Exception, target: str | None) -> Exception:
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            code = exc.code()  # type: ignore[attr-defined]
+            return TalosCallError(
+                method,
+                NodeError(target or self.transport.endpoint_host(), code.name, exc.details() or code.name),
+            )  # type: ignore[attr-defined]
+        return exc
+
+    def _fan(
+        self,
+        method: str,
+        request: Any,
+        nodes: Sequence[str] | None,
+        convert: Callable[[Any], T],
+        *,
+        timeout: float = READ_TIMEOUT,
+        idempotent: bool = True,
+    ) -> list[NodeResult[T]]:
+        """A one-to-many call (or a local one when no nodes are given)."""
+        import grpc
+
+        targets = self._targets(nodes)
+        try:
+            reply = self._unary(
+                method, request, metadata=self._many(targets), timeout=timeout, idempotent=idempotent
+            )
+        except grpc.RpcError as exc:
+            raise self._call_error(method, exc, None) from None
+        out: list[NodeResult[T]] = []
+        for item in reply.messages:
+            node = (
+                item.metadata.hostname
+                if item.HasField("metadata") and item.metadata.hostname
+                else (targets[0] if len(targets) == 1 else self.transport.endpoint_host())
+            )
+            if item.HasField("metadata") and (item.metadata.error or item.metadata.HasField("status")):
+                status = item.metadata.status
+                code = _code_name(status.code) if item.metadata.HasField("status") else "UNKNOWN"
+                message = (
+                    status.message
+                    if item.metadata.HasField("status") and status.message
+                    else item.metadata.error
+                )
+                out.append(NodeResult(node, error=NodeError(node, code, message)))
+            else:
+                out.append(NodeResult(node, value=convert(item)))
+        return out
+
+    def _one(
+        self,
+        method: str,
+        request: Any,
+        node: str | None,
+        convert: Callable[[Any], T],
+        *,
+        timeout: float = READ_TIMEOUT,
+        idempotent: bool = True,
+        kind: str = "machine",
+    ) -> T:
+        """A one-to-one call; raises TalosCallError on failure."""
+        import grpc
+
+        metadata = [("node", node)] if node else []
+        try:
+            reply = self._unary(
+                method, request, metadata=metadata, timeout=timeout, idempotent=idempotent, kind=kind
+            )
+        except grpc.RpcError as exc:
+            raise self._call_error(method, exc, node) from None
+        return convert(reply)
+
+    def _stream(
+        self,
+        method: str,
+        request: Any,
+        metadata: list[tuple[str, str]],
+        timeout: float,
+        target: str | None,
+        kind: str = "machine",
+    ) -> Iterator[Any]:
+        """Open a server stream now (the first item has arrived when this returns) and
+        return an iterator over the rest; gRPC errors become our errors."""
+        import grpc
+
+        def open_stream(channel: grpc.Channel) -> Iterator[Any]:
+            return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
+
+        try:
+            it = self.transport.stream(open_stream)
+        except grpc.RpcError as exc:
+            raise self._stream_error(method, exc, target) from None
+        return self._translate(method, it, target)
+
+    def _translate(self, method: str, it: Iterator[Any], target: str | None) -> Iterator[Any]:
+        import grpc
+
+        try:
+            yield from it
+        except grpc.RpcError as exc:
+            raise self._stream_error(method, exc, target) from None
+
+    def _stream_error(self, method: str, exc: Any, target: str | None) -> Exception:
+        import grpc
+
+        code = exc.code()
+        error = NodeError(target or self.transport.endpoint_host(), code.name, exc.details() or code.name)
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            return StreamInterrupted(f"{method} stream interrupted: {error.message}", where=error.node)
+        return TalosCallError(method, error)
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def version(
+        self, nodes: Sequence[str] | None = None, *, timeout: float = READ_TIMEOUT
+    ) -> list[NodeResult[VersionInfo]]:
+        from google.protobuf import empty_pb2
+
+        def conv(v: Any) -> VersionInfo:
+            return VersionInfo(
+                v.version.tag,
+                v.version.sha,
+                v.version.os,
+                v.version.arch,
+                v.platform.name,
+                v.platform.mode,
+                v.features.rbac,
+            )
+
+        return self._fan("Version", empty_pb2.Empty(), nodes, conv, timeout=timeout)
+
+    def hostname(self, nodes: Sequence[str] | None = None) -> list[NodeResult[str]]:
+        from google.protobuf import empty_pb2
+
+        return self._fan("Hostname", empty_pb2.Empty(), nodes, lambda h: h.hostname)
+
+    def memory(self, nodes: Sequence[str] | None = None) -> list[NodeResult[MemoryInfo]]:
+        from google.protobuf import empty_pb2
+
+        return self._fan(
+            "Memory",
+            empty_pb2.Empty(),
+            nodes,
+            lambda x: MemoryInfo(x.meminfo.memtotal, x.meminfo.memfree, x.meminfo.memavailable),
+        )
+
+    def services(self, nodes: Sequence[str] | None = None) -> list[NodeResult[list[ServiceInfo]]]:
+        from google.protobuf import empty_pb2
+
+        def conv(x: Any) -> list[ServiceInfo]:
+            return [
+                ServiceInfo(
+                    s.id,
+                    s.state,
+                    s.health.healthy,
+                    s.health.unknown,
+                    s.health.last_message,
+                    tuple(ServiceEvent(e.msg, e.state, e.ts.ToNanoseconds() / 1e9) for e in s.events.events),
+                )
+                for s in x.services
+            ]
+
+        return self._fan("ServiceList", empty_pb2.Empty(), nodes, conv)
+
+    def etcd_members(
+        self, nodes: Sequence[str] | None = None, *, query_local: bool = True
+    ) -> list[NodeResult[list[EtcdMember]]]:
+        from taltasks.talos.api import machine_pb2 as m
+
+        def conv(x: Any) -> list[EtcdMember]:
+            return [
+                EtcdMember(mm.id, mm.hostname, tuple(mm.peer_urls), tuple(mm.client_urls), mm.is_learner)
+                for mm in x.members
+            ]
+
+        return self._fan("EtcdMemberList", m.EtcdMemberListRequest(query_local=query_local), nodes, conv)
+
+    def etcd_status(self, nodes: Sequence[str] | None = None) -> list[NodeResult[EtcdStatus]]:
+        from google.protobuf import empty_pb2
+
+        def conv(x: Any) -> EtcdStatus:
+            s = x.member_status
+            return EtcdStatus(
+                s.member_id,
+                s.leader,
+                s.raft_index,
+                s.raft_term,
+                s.db_size,
+                s.db_size_in_use,
+                s.protocol_version,
+                s.storage_version,
+                tuple(s.errors),
+                s.is_learner,
+            )
+
+        return self._fan("EtcdStatus", empty_pb2.Empty(), nodes, conv)
+
+    def read(self, path: str, *, node: str | None = None, timeout: float = READ_TIMEOUT) -> bytes:
+        from taltasks.talos.api import machine_pb2 as m
+
+        meta = [("node", node)] if node else []
+        return b"".join(d.bytes for d in self._stream("Read", m.ReadRequest(path=path), meta, timeout, node))
+
+    def boot_id(self, node: str | None = None) -> str:
+        return self.read("/proc/sys/kernel/random/boot_id", node=node).decode().strip()
+
+    # ---- changes ---------------------------------------------------------------------------------
+
+    def apply_configuration(
+        self,
+        data: bytes,
+        *,
+        nodes: Sequence[str] | None = None,
+        mode: str = "AUTO",
+        dry_run: bool = False,
+        try_timeout: float | None = None,
+        timeout: float = 120.0,
+    ) -> list[NodeResult[ApplyResult]]:
+        from google.protobuf.duration_pb2 import Duration
+
+        from taltasks.talos.api import machine_pb2 as m
+
+        mode = mode.upper().replace("-", "_")
+        if mode not in APPLY_MODES:
+            from taltasks.errors import InputError
+
+            raise InputError(f"unknown apply mode {mode!r}; use one of auto, reboot, no-reboot, staged, try")
+        req = m.ApplyConfigurationRequest(
+            data=data, mode=m.ApplyConfigurationRequest.Mode.Value(mode), dry_run=dry_run
+        )
+        if try_timeout is not None or mode == "TRY":
+            req.try_mode_timeout.CopyFrom(Duration(seconds=int(try_timeout or 60)))
+
+        def conv(x: Any) -> ApplyResult:
+            return ApplyResult(
+                m.ApplyConfigurationRequest.Mode.Name(x.mode), x.mode_details, tuple(x.warnings)
+            )
+
+        return self._fan("ApplyConfiguration", req, nodes, conv, timeout=timeout, idempotent=False)
+
+    def upgrade(
+        self,
+        image: str,
+        *,
+        node: str | None = None,
+        preserve: bool = False,
+        stage: bool = False,
+        force: bool = False,
+        powercycle: bool = False,
+        timeout: float = UPGRADE_TIMEOUT,
+    ) -> ActionAck:
+        from taltasks.talos.api import machine_pb2 as m
+
+        req = m.UpgradeRequest(
+            image=image, preserve=preserve, stage=stage, force=force, reboot_mode=1 if powercycle else 0
+        )
+        return self._one(
+            "Upgrade",
+            req,
+            node,
+            lambda r: ActionAck(r.messages[0].actor_id, r.messages[0].ack),
+            timeout=timeout,
+            idempotent=False,
+        )
+
+    def reboot(self, *, node: str | None = None, powercycle: bool = False) -> ActionAck:
+        from taltasks.talos.api import machine_pb2 as m
+
+        return self._one(
+            "Reboot",
+            m.RebootRequest(mode=1 if powercycle else 0),
+            node,
+            lambda r: ActionAck(r.messages[0].actor_id),
+            idempotent=False,
+        )
+
+    def shutdown(self, *, node: str | None = None, force: bool = False) -> ActionAck:
+        from taltasks.talos.api import machine_pb2 as m
+
+        return self._one(
+            "Shutdown",
+            m.ShutdownRequest(force=force),
+            node,
+            lambda r: ActionAck(r.messages[0].actor_id),
+            idempotent=False,
+        )
+
+    def reset(
+        self,
+        *,
+        node: str | None = None,
+        graceful: bool = True,
+        reboot: bool = False,
+        wipe_mode: str = "ALL",
+        system_partitions: Sequence[str] = (),
+    ) -> ActionAck:
+        from taltasks.talos.api import machine_pb2 as m
+
+        req = m.ResetRequest(
+            graceful=graceful,
+            reboot=reboot,
+            mode=m.ResetRequest.WipeMode.Value(wipe_mode),
+            system_partitions_to_wipe=[m.ResetPartitionSpec(label=p, wipe=True) for p in system_partitions],
+        )
+        return self._one("Reset", req, node, lambda r: ActionAck(r.messages[0].actor_id), idempotent=False)
+
+    def bootstrap(self, *, node: str | None = None) -> None:
+        from taltasks.talos.api import machine_pb2 as m
+
+        self._one("Bootstrap", m.BootstrapRequest(), node, lambda r: None, idempotent=False)
+
+    def service_restart(self, service: str, nodes: Sequence[str] | None = None) -> list[NodeResult[str]]:
+        from taltasks.talos.api import machine_pb2 as m
+
+        return self._fan(
+            "ServiceRestart", m.ServiceRestartRequest(id=service), nodes, lambda x: x.resp, idempotent=False
+        )
+
+    def image_pull(
+        self,
+        reference: str,
+        *,
+        nodes: Sequence[str] | None = None,
+        cri: bool = True,
+        timeout: float = UPGRADE_TIMEOUT,
+    ) -> list[NodeResult[None]]:
+        from taltasks.talos.api import machine_pb2 as m
+
+        req = m.ImagePullRequest(reference=reference, namespace=2 if cri else 1)
+        return self._fan("ImagePull", req, nodes, lambda x: None, timeout=timeout)
+
+    def etcd_remove_member(self, member_id: int, *, node: str | None = None) -> None:
+        from taltasks.talos.api import machine_pb2 as m
+
+        self._one(
+            "EtcdRemoveMemberByID",
+            m.EtcdRemoveMemberByIDRequest(member_id=member_id),
+            node,
+            lambda r: None,
+            idempotent=False,
+        )
+
+    def etcd_leave(self, *, node: str | None = None) -> None:
+        from taltasks.talos.api import machine_pb2 as m
+
+        self._one("EtcdLeaveCluster", m.EtcdLeaveClusterRequest(), node, lambda r: None, idempotent=False)
+
+    def etcd_forfeit_leadership(self, *, node: str | None = None) -> str:
+        from taltasks.talos.api import machine_pb2 as m
+
+        return self._one(
+            "EtcdForfeitLeadership",
+            m.EtcdForfeitLeadershipRequest(),
+            node,
+            lambda r: r.messages[0].member,
+            idempotent=False,
+        )
+
+    # ---- streams ---------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        node: str | None = None,
+        tail_events: int = 0,
+        tail_id: str = "",
+        actor_id: str = "",
+        timeout: float = STREAM_TIMEOUT,
+    ) -> Iterator[MachineEvent]:
+        """Decoded machine events, the empty "hello" event skipped. The stream is open (the
+        node has started buffering for us) when this returns, so an action started right
+        after cannot slip its events past the caller."""
+        from taltasks.talos.api import machine_pb2 as m
+
+        req = m.EventsRequest(tail_events=tail_events, tail_id=tail_id, with_actor_id=actor_id)
+        meta = [("node", node)] if node else []
+        return self._decode_events(self._stream("Events", req, meta, timeout, node), node)
+
+    def _decode_events(self, stream: Iterator[Any], node: str | None) -> Iterator[MachineEvent]:
+        from google.protobuf.json_format import MessageToDict
+
+        from taltasks.talos.api import machine_pb2 as m
+
+        types = {
+            n: getattr(m, n)
+            for n in (
+                "SequenceEvent",
+                "PhaseEvent",
+                "TaskEvent",
+                "ServiceStateEvent",
+                "MachineStatusEvent",
+                "RestartEvent",
+                "ConfigLoadErrorEvent",
+                "ConfigValidationErrorEvent",
+                "AddressEvent",
+            )
+        }
+        for ev in stream:
+            if not ev.data.type_url:
+                continue  # hello
+            short = ev.data.type_url.rsplit("/", 1)[-1].removeprefix("machine.")
+            cls = types.get(short)
+            data: dict[str, Any] = {}
+            if cls is not None:
+                msg = cls()
+                ev.data.Unpack(msg)
+                data = MessageToDict(
+                    msg, preserving_proto_field_name=False, always_print_fields_with_no_presence=True
+                )
+            host = (
+                ev.metadata.hostname
+                if ev.HasField("metadata") and ev.metadata.hostname
+                else (node or self.transport.endpoint_host())
+            )
+            yield MachineEvent(host, ev.id, ev.actor_id, short, data)
+
+    def logs(
+        self,
+        service: str,
+        *,
+        node: str | None = None,
+        follow: bool = False,
+        tail_lines: int = -1,
+        kubernetes: bool = False,
+        timeout: float = STREAM_TIMEOUT,
+    ) -> Iterator[bytes]:
+        from taltasks.talos.api import machine_pb2 as m
+
+        req = m.LogsRequest(
+            namespace="k8s.io" if kubernetes else "system",
+            id=service,
+            driver=1 if kubernetes else 0,
+            follow=follow,
+            tail_lines=tail_lines,
+        )
+        meta = [("node", node)] if node else []
+        for d in self._stream("Logs", req, meta, timeout, node):
+            yield d.bytes
+
+    def dmesg(
+        self,
+        *,
+        node: str | None = None,
+        follow: bool = False,
+        tail: bool = False,
+        timeout: float = STREAM_TIMEOUT,
+    ) -> Iterator[bytes]:
+        from taltasks.talos.api import machine_pb2 as m
+
+        meta = [("node", node)] if node else []
+        for d in self._stream("Dmesg", m.DmesgRequest(follow=follow, tail=tail), meta, timeout, node):
+            yield d.bytes
+
+    def kubeconfig(self, *, node: str | None = None, timeout: float = READ_TIMEOUT) -> str:
+        """The admin kubeconfig (Talos streams a gzip'd tar holding one file, ``kubeconfig``)."""
+        import gzip
+        import io
+        import tarfile
+
+        from google.protobuf import empty_pb2
+
+        meta = [("node", node)] if node else []
+        blob = b"".join(d.bytes for d in self._stream("Kubeconfig", empty_pb2.Empty(), meta, timeout, node))
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+            member = tar.extractfile("kubeconfig")
+            if member is None:
+                raise OperationFailed("the kubeconfig archive has no `kubeconfig` entry", where=node)
+            return member.read().decode()
+
+    def etcd_snapshot(
+        self,
+        path: str | Path,
+        *,
+        node: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        timeout: float = STREAM_TIMEOUT,
+    ) -> SnapshotResult:
+        """Stream the etcd database into ``path`` (written via a temp file, then renamed)."""
+        from taltasks.talos.api import machine_pb2 as m
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        digest = hashlib.sha256()
+        size = 0
+        meta = [("node", node)] if node else []
+        try:
+            with open(tmp, "wb") as f:
+                for d in self._stream("EtcdSnapshot", m.EtcdSnapshotRequest(), meta, timeout, node):
+                    f.write(d.bytes)
+                    digest.update(d.bytes)
+                    size += len(d.bytes)
+                    if progress:
+                        progress(size)
+                f.flush()
+                os.fsync(f.fileno())
+            if size == 0:
+                raise OperationFailed("etcd snapshot stream was empty", where=node)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return SnapshotResult(str(target), size, digest.hexdigest())
+
+    # ---- COSI --------------------------------------------------------------------------------
+
+    def _resource(self, r: Any) -> Resource:
+        import yaml
+
+        meta = r.metadata
+        try:
+            spec = yaml.safe_load(r.spec.yaml_spec) if r.spec.yaml_spec else None
+        except yaml.YAMLError:
+            spec = r.spec.yaml_spec
+        return Resource(
+            meta.namespace,
+            meta.type,
+            meta.id,
+            meta.version,
+            meta.phase,
+            spec,
+            dict(meta.labels),
+            meta.created.ToNanoseconds() / 1e9 if meta.HasField("created") else None,
+            meta.updated.ToNanoseconds() / 1e9 if meta.HasField("updated") else None,
+            r.spec.proto_spec,
+        )
+
+    def resource_definitions(self, node: str | None = None) -> list[dict[str, Any]]:
+        key = node or ""
+        if key not in self._rd_cache:
+            self._rd_cache[key] = [
+                r.spec for r in self.list("ResourceDefinitions.meta.cosi.dev", namespace="meta", node=node)
+            ]
+        return self._rd_cache[key]
+
+    def resolve_type(self, name: str, node: str | None = None) -> tuple[str, str]:
+        """``machinestatus`` / ``mc`` / a full type → (default namespace, full type), the way
+        talosctl matches: case-insensitively against the type or any alias."""
+        from taltasks.errors import InputError
+
+        wanted = name.lower()
+        matches = [
+            rd
+            for rd in self.resource_definitions(node)
+            if wanted == rd["type"].lower() or wanted in [a.lower() for a in rd.get("allAliases") or []]
+        ]
+        if not matches:
+            raise InputError(
+                f"resource type {name!r} is not known to the node",
+                hint="list them with `invoke talos.get rd`",
+            )
+        if len(matches) > 1:
+            raise InputError(
+                f"resource type {name!r} is ambiguous: {', '.join(rd['type'] for rd in matches)}"
+            )
+        return matches[0]["defaultNamespace"], matches[0]["type"]
+
+    def get(self, type_: str, id_: str, *, namespace: str | None = None, node: str | None = None) -> Resource:
+        from taltasks.talos.api import cosi_resource_pb2 as c
+
+        ns = namespace or self._default_namespace(type_, node)
+        return self._one(
+            "Get",
+            c.GetRequest(namespace=ns, type=type_, id=id_),
+            node,
+            lambda r: self._resource(r.resource),
+            kind="cosi",
+        )
+
+    def list(
+        self,
+        type_: str,
+        *,
+        namespace: str | None = None,
+        node: str | None = None,
+        timeout: float = READ_TIMEOUT,
+    ) -> list[Resource]:
+        from taltasks.talos.api import cosi_resource_pb2 as c
+
+        ns = namespace or self._default_namespace(type_, node)
+        meta = [("node", node)] if node else []
+        return [
+            self._resource(x.resource)
+            for x in self._stream(
+                "List", c.ListRequest(namespace=ns, type=type_), meta, timeout, node, kind="cosi"
+            )
+        ]
+
+    def watch(
+        self,
+        type_: str,
+        id_: str | None = None,
+        *,
+        namespace: str | None = None,
+        node: str | None = None,
+        bootstrap: bool = False,
+        timeout: float = STREAM_TIMEOUT,
+    ) -> Iterator[WatchEvent]:
+        """COSI watch; the server's empty "watch is ready" message is skipped."""
+        from taltasks.talos.api import cosi_resource_pb2 as c
+
+        ns = namespace or self._default_namespace(type_, node)
+        req = c.WatchRequest(
+            namespace=ns, type=type_, api_version=1, options=c.WatchOptions(bootstrap_contents=bootstrap)
+        )
+        if id_ is not None:
+            req.id = id_
+        meta = [("node", node)] if node else []
+        names = {v: k for k, v in c.EventType.items()}
+        for resp in self._stream("Watch", req, meta, timeout, node, kind="cosi"):
+            for e in resp.event:
+                yield WatchEvent(
+                    names.get(e.event_type, str(e.event_type)),
+                    self._resource(e.resource) if e.HasField("resource") else None,
+                    self._resource(e.old) if e.HasField("old") else None,
+                    e.error if e.HasField("error") else None,
+                )
+
+    def _default_namespace(self, type_: str, node: str | None) -> str:
+        if type_.endswith(".meta.cosi.dev"):
+            return "meta"
+        for rd in self.resource_definitions(node):
+            if rd["type"] == type_:
+                return rd["defaultNamespace"]
+        return "default"
+
+
+__all__ = ["ConnectionFailed", "StreamInterrupted", "TalosCallError", "TalosClient"]

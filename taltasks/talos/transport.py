@@ -1,0 +1,180 @@
+"""Channels to a talosconfig context's endpoints: one per endpoint, with failover.
+
+grpcio speaks HTTP/2 to a local :class:`~taltasks.talos.tlsbridge.ClientBridge` per
+endpoint, which does TLS with OpenSSL (Ed25519 works; the server name checked is the
+dialled address). When an endpoint cannot be reached — connection refused, TLS rejected —
+nothing was sent to it, so any call (idempotent or not) moves on to the next endpoint.
+A failure after the connection was made (a stream cut by a reboot) is the caller's to
+handle. Limits follow Talos: 32 MiB messages, no keepalive pings (apid enforces ≥ 5 min).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from taltasks.errors import ConnectionFailed
+from taltasks.talos.config import Endpoint
+
+if TYPE_CHECKING:
+    import ssl
+
+    import grpc
+
+    from taltasks.talos import tlsbridge
+
+T = TypeVar("T")
+MAX_MESSAGE = 32 * 1024 * 1024
+
+
+@dataclass
+class _Slot:
+    endpoint: Endpoint
+    bridge: tlsbridge.ClientBridge | None = None
+    channel: grpc.Channel | None = None
+
+
+class Transport:
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        context: ssl.SSLContext,
+        *,
+        server_name: str | None = None,
+        connect_timeout: float = 10.0,
+        label: str = "",
+    ) -> None:
+        if not endpoints:
+            raise ConnectionFailed(
+                f"no Talos endpoints configured{' for ' + label if label else ''}",
+                hint="set them with `invoke talos.config.endpoints IP...` or pass --endpoints",
+            )
+        self.slots = [_Slot(e) for e in endpoints]
+        self.context = context
+        self.server_name = server_name
+        self.connect_timeout = connect_timeout
+        self.current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [s.endpoint for s in self.slots]
+
+    def _ensure(self, slot: _Slot) -> tuple[tlsbridge.ClientBridge, grpc.Channel]:
+        import grpc
+
+        from taltasks.talos import tlsbridge
+
+        with self._lock:
+            if slot.bridge is None:
+                slot.bridge = tlsbridge.ClientBridge(
+                    slot.endpoint.host,
+                    slot.endpoint.port,
+                    self.context,
+                    server_hostname=self.server_name,
+                    connect_timeout=self.connect_timeout,
+                ).start()
+            if slot.channel is None:
+                slot.channel = grpc.insecure_channel(
+                    slot.bridge.target,
+                    options=[
+                        ("grpc.max_receive_message_length", MAX_MESSAGE),
+                        ("grpc.max_send_message_length", MAX_MESSAGE),
+                        ("grpc.initial_reconnect_backoff_ms", 200),
+                        ("grpc.min_reconnect_backoff_ms", 200),
+                        ("grpc.max_reconnect_backoff_ms", 2000),
+                        ("grpc.enable_retries", 0),
+                        ("grpc.keepalive_permit_without_calls", 0),
+                    ],
+                )
+            return slot.bridge, slot.channel
+
+    def _order(self) -> list[int]:
+        n = len(self.slots)
+        return [(self.current + i) % n for i in range(n)]
+
+    @staticmethod
+    def _connect_failed(exc: Exception, bridge: tlsbridge.ClientBridge, before: int) -> bool:
+        import grpc
+
+        if not isinstance(exc, grpc.RpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+            return False
+        return bridge.connect_failures > before or bridge.last_error is not None
+
+    def _unreachable(self, errors: dict[str, str]) -> ConnectionFailed:
+        detail = "; ".join(f"{ep}: {err}" for ep, err in errors.items())
+        if len(errors) == 1:
+            ep, err = next(iter(errors.items()))
+            return ConnectionFailed(f"cannot reach Talos endpoint {ep}: {err}", hint=_hint(err))
+        return ConnectionFailed(f"cannot reach any Talos endpoint ({detail})", hint=_hint(detail))
+
+    def call(self, fn: Callable[[grpc.Channel], T]) -> T:
+        """Run ``fn`` against the current endpoint, failing over while endpoints are unreachable."""
+        errors: dict[str, str] = {}
+        last: Exception | None = None
+        for i in self._order():
+            slot = self.slots[i]
+            bridge, channel = self._ensure(slot)
+            before = bridge.connect_failures
+            try:
+                result = fn(channel)
+            except Exception as exc:
+                if self._connect_failed(exc, bridge, before):
+                    errors[str(slot.endpoint)] = bridge.last_error or "unavailable"
+                    last = exc
+                    continue
+                raise
+            self.current = i
+            return result
+        raise self._unreachable(errors) from last
+
+    def stream(self, fn: Callable[[grpc.Channel], Iterator[Any]]) -> Iterator[Any]:
+        """Like :meth:`call` for server streams: failover happens before the first item."""
+        errors: dict[str, str] = {}
+        last: Exception | None = None
+        for i in self._order():
+            slot = self.slots[i]
+            bridge, channel = self._ensure(slot)
+            before = bridge.connect_failures
+            it = fn(channel)
+            try:
+                first = next(it)
+            except StopIteration:
+                self.current = i
+                return iter(())
+            except Exception as exc:
+                if self._connect_failed(exc, bridge, before):
+                    errors[str(slot.endpoint)] = bridge.last_error or "unavailable"
+                    last = exc
+                    continue
+                raise
+            self.current = i
+            return _prepend(first, it)
+        raise self._unreachable(errors) from last
+
+    def endpoint_host(self) -> str:
+        return self.slots[self.current].endpoint.host
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.channel is not None:
+                slot.channel.close()
+                slot.channel = None
+            if slot.bridge is not None:
+                slot.bridge.close()
+                slot.bridge = None
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _hint(error: str) -> str | None:
+    if "certificate" in error or "TLS" in error:
+        return "the endpoint's certificate is not signed by the talosconfig CA (wrong context?), or the node is in maintenance mode (use --insecure)"
+    if "refused" in error or "timed out" in error or "unreachable" in error:
+        return "check the endpoint addresses (`invoke talos.config.contexts`) and that the nodes are up"
+    return None

@@ -1,0 +1,160 @@
+"""Day-2 node runbooks: reboot, reset, kubeconfig, logs, dmesg."""
+
+from __future__ import annotations
+
+from taltasks.tasks._cli import command
+from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client
+
+COLLECTION = "talos"
+NODE_HELP = {**{k: v for k, v in TALOS_HELP.items() if k != "json"}, "node": "node to act on: hostname or IP"}
+JSON_HELP = {"json": "report progress as JSON lines"}
+
+
+@command(
+    name="reboot-node",
+    help={**NODE_HELP, **JSON_HELP, "timeout": "seconds to wait for the node to be back"},
+    iterable=ITERABLE,
+)
+def reboot_node(c, node, timeout=900, talosconfig=None, context=None, endpoints=None, nodes=None, json=False):
+    """Reboot a node and wait until it is back running and ready with a new boot id."""
+    from taltasks.events import Emitter
+    from taltasks.talos import actions
+    from taltasks.talos.discovery import resolve
+    from taltasks.ui.reporters import make_reporter
+
+    emitter = Emitter(make_reporter(json_lines=json))
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        target = resolve(tc, node)
+        with emitter.step("reboot", f"rebooting {target.hostname} ({target.ip})", node=target.hostname):
+            out = actions.reboot(tc, target.ip, timeout=float(timeout))
+        emitter.emit(
+            "node.done", f"back after {out.seconds:.1f}s, boot id {out.boot_id_after}", node=target.hostname
+        )
+
+
+@command(
+    name="reset-node",
+    help={
+        **NODE_HELP,
+        **JSON_HELP,
+        "graceful": "leave etcd and drain first (default); --no-graceful for a dead node",
+        "reboot": "reboot into maintenance mode afterwards instead of powering off",
+        "yes": "do not ask for confirmation",
+    },
+    iterable=ITERABLE,
+)
+def reset_node(
+    c,
+    node,
+    graceful=True,
+    reboot=False,
+    yes=False,
+    talosconfig=None,
+    context=None,
+    endpoints=None,
+    nodes=None,
+    json=False,
+):
+    """Wipe a node (Talos reset). Refuses for a control plane whose loss would break etcd quorum."""
+    from taltasks.errors import OperationFailed
+    from taltasks.events import Emitter
+    from taltasks.talos.discovery import members, resolve
+    from taltasks.tasks._cli import confirm
+    from taltasks.ui.reporters import make_reporter
+    from taltasks.workflows import etcd as wf
+
+    emitter = Emitter(make_reporter(json_lines=json))
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        known = members(tc)
+        target = resolve(tc, node, known)
+        if target.control_plane:
+            s = wf.survey(tc, [m.ip for m in known if m.control_plane])
+            if not s.quorum_without(target.hostname):
+                raise OperationFailed(
+                    f"resetting {target.hostname} would leave etcd without quorum ({len(s.healthy)} healthy of {s.size})",
+                    where=target.hostname,
+                )
+        confirm(
+            f"Wipe {target.hostname} ({target.ip}){' and reboot it into maintenance mode' if reboot else ''}?",
+            yes=yes,
+        )
+        with emitter.step(
+            "reset",
+            f"resetting {target.hostname} (graceful={graceful}, reboot={reboot})",
+            node=target.hostname,
+        ):
+            tc.reset(node=target.ip, graceful=graceful, reboot=reboot)
+
+
+@command(
+    help={
+        **NODE_HELP,
+        "node": "control plane to ask (default: the first endpoint)",
+        "out": "write to this file instead of merging into $KUBECONFIG / ~/.kube/config",
+        "force": "overwrite --out if it exists",
+    },
+    iterable=ITERABLE,
+)
+def kubeconfig(
+    c, node=None, out=None, force=False, talosconfig=None, context=None, endpoints=None, nodes=None
+):
+    """Fetch the admin kubeconfig and merge it into $KUBECONFIG (or write it to --out)."""
+    from taltasks.talos.kubeconfig import merge_into, write_new
+
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        text = tc.kubeconfig(node=node or tc.transport.endpoints[0].host)
+    path = write_new(text, out, force=force) if out else merge_into(text)
+    print(f"kubeconfig written to {path}")
+
+
+@command(
+    help={
+        **NODE_HELP,
+        "service": "service id (kubelet, etcd, apid, …) or container id with --kubernetes",
+        "follow": "keep streaming new lines",
+        "tail": "only the last N lines (-1: all)",
+        "kubernetes": "read a Kubernetes container log (namespace k8s.io) instead of a Talos service",
+    },
+    iterable=ITERABLE,
+)
+def logs(
+    c,
+    service,
+    node,
+    follow=False,
+    tail=-1,
+    kubernetes=False,
+    talosconfig=None,
+    context=None,
+    endpoints=None,
+    nodes=None,
+):
+    """Print a service's log from a node."""
+    import sys
+
+    from taltasks.talos.discovery import resolve
+
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        target = resolve(tc, node).ip
+        for chunk in tc.logs(
+            service, node=target, follow=follow, tail_lines=int(tail), kubernetes=kubernetes
+        ):
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+
+
+@command(
+    help={**NODE_HELP, "follow": "keep streaming new messages", "tail": "only new messages (with --follow)"},
+    iterable=ITERABLE,
+)
+def dmesg(c, node, follow=False, tail=False, talosconfig=None, context=None, endpoints=None, nodes=None):
+    """Print the kernel log of a node."""
+    import sys
+
+    from taltasks.talos.discovery import resolve
+
+    with client(talosconfig, context, endpoints, nodes) as tc:
+        target = resolve(tc, node).ip
+        for chunk in tc.dmesg(node=target, follow=follow, tail=tail):
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()

@@ -1,0 +1,82 @@
+"""Shared helpers for the configure tests: a throw-away copy of the shipped demo repository
+and a snapshot of a tree to prove that nothing was written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from testpaths import REPO_ROOT
+
+DEMO_FILES = (".sops.yaml", "talos")
+
+
+def copy_demo(dest: Path, *, with_secrets: bool = True) -> Path:
+    """The shipped talos/ folder and .sops.yaml, without generated output."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_FILES:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("clusterconfig"))
+        else:
+            shutil.copy2(src, dest / name)
+    if not with_secrets:
+        (dest / "talos" / "talsecret.sops.yaml").unlink()
+    return dest
+
+
+def edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, count))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its mtime (ns) and size."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def line_of(path: Path, needle: str, occurrence: int = 1) -> int:
+    """1-based line of the n-th line containing ``needle``."""
+    seen = 0
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            seen += 1
+            if seen == occurrence:
+                return number
+    raise AssertionError(f"{needle!r} not found in {path}")
+
+
+def run_invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``invoke -r <this checkout> ARGS`` in a child process, as a user runs it."""
+    cmd = [
+        sys.executable,
+        "-c",
+        "from invoke.main import program; program.run()",
+        "-r",
+        str(REPO_ROOT),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
+    )
+
+
+def move_to_subnet(repo: Path, subnet: str) -> Path:
+    """Rewrite the demo's 127.0.10.x addresses to a free loopback /24 so a test cluster never
+    collides with a demo (or another test) running on this machine."""
+    from taltasks.sim.addresses import subnet_base
+
+    base = subnet_base(subnet)
+    for path in (repo / "talos").rglob("*.yaml"):
+        text = path.read_text()
+        if "127.0.10." in text:
+            path.write_text(text.replace("127.0.10.", base + "."))
+    return repo
