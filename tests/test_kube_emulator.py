@@ -712,7 +712,9 @@ def test_certificate_from_another_ca_is_refused(emulator):
     )
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         _https(emulator, "/api/v1/namespaces", cert=stranger).read()
-    assert emulator.handshake_failures
+    refused = emulator.recorder.wait_for("kube.tls", 5)
+    assert "certificate" in refused["error"]
+    assert emulator.requests.filter(path_prefix="/api/v1/namespaces") == []
 
 
 def test_non_admin_certificate_gets_403(emulator):

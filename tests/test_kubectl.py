@@ -90,7 +90,9 @@ def test_shipped_scenario_shows_every_node_ready(loopback_subnet, kube_ca, tmp_p
     from taltasks.yamlpos import YamlDoc
 
     doc = YamlDoc.load(Path(__file__).parent / "scenarios" / "rook-cnpg.yaml")
-    with KubeWorld.from_scenario(doc, host=api_address(loopback_subnet), ca=kube_ca, nodes=cluster_nodes(loopback_subnet)) as world:
+    with KubeWorld.from_scenario(
+        doc, host=api_address(loopback_subnet), ca=kube_ca, nodes=cluster_nodes(loopback_subnet)
+    ) as world:
         world.wait_settled(15)
         world.kubeconfig_path = tmp_path / "kubeconfig"
         world.kubeconfig_path.write_text(world.kubeconfig("demo"))

@@ -116,6 +116,24 @@ class KubeClient:
         data = result.data
         return json.loads(data) if data else None
 
+    def list_custom(
+        self, group: str, version: str, plural: str, namespace: str | None = None, *, what: str
+    ) -> list[dict[str, Any]] | None:
+        """Items of a custom resource (of ``namespace``, else cluster-wide); None when the
+        resource is not served at all (its CRD is not installed)."""
+        try:
+            if namespace:
+                body = self.call(
+                    what, self.custom.list_namespaced_custom_object, group, version, namespace, plural
+                )
+            else:
+                body = self.call(what, self.custom.list_cluster_custom_object, group, version, plural)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return list(body.get("items") or [])
+
     def close(self) -> None:
         self.api_client.close()
 

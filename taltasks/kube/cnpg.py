@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from taltasks.kube.client import KubeApiError, KubeClient
+from taltasks.kube.client import KubeClient
 from taltasks.kube.nodes import parse_time
 
 GROUP, VERSION, PLURAL = "postgresql.cnpg.io", "v1", "clusters"
@@ -120,25 +120,7 @@ def read_cnpg_clusters(
     client: KubeClient, namespace: str | None = None, *, with_pods: bool = True
 ) -> list[CnpgClusterStatus]:
     """Every CNPG Cluster (of ``namespace``) with its instance pods; empty without CNPG."""
-    try:
-        if namespace:
-            body = client.call(
-                "list CNPG clusters",
-                client.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-            )
-        else:
-            body = client.call(
-                "list CNPG clusters", client.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
-            )
-    except KubeApiError as exc:
-        if exc.status == 404:
-            return []
-        raise
-    items = list(body.get("items") or [])
+    items = client.list_custom(GROUP, VERSION, PLURAL, namespace, what="list CNPG clusters") or []
     pods: list[dict[str, Any]] = []
     if with_pods and items:
         if namespace:

@@ -59,29 +59,6 @@ class FluxSuspension:
         )
 
 
-def _list(client: KubeClient, kind: str, namespace: str | None) -> list[dict[str, Any]] | None:
-    group, version, plural = FLUX_KINDS[kind]
-    try:
-        if namespace:
-            body = client.call(
-                f"list {kind}s",
-                client.custom.list_namespaced_custom_object,
-                group,
-                version,
-                namespace,
-                plural,
-            )
-        else:
-            body = client.call(
-                f"list {kind}s", client.custom.list_cluster_custom_object, group, version, plural
-            )
-    except KubeApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return list(body.get("items") or [])
-
-
 def _patch(client: KubeClient, ref: FluxRef, body: dict[str, Any]) -> None:
     group, version, plural = FLUX_KINDS[ref.kind]
     client.call(
@@ -111,7 +88,7 @@ def suspend_flux(
                 raise OperationFailed(
                     f"unknown Flux kind {kind!r}", hint=f"use one of: {', '.join(FLUX_KINDS)}"
                 )
-            items = _list(client, kind, namespace)
+            items = client.list_custom(*FLUX_KINDS[kind], namespace, what=f"list {kind}s")
             if items is None:
                 emitter.emit(
                     "info",

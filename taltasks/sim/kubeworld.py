@@ -85,7 +85,9 @@ class KubeWorld:
         names = [n for n, _, _ in nodes]
         scenario = parse_world(doc, names) if doc is not None else WorldScenario()
         get = doc.get if doc is not None else (lambda keys, default=None: default)
-        kubernetes_version = kubernetes_version or str(get(("cluster", "kubernetesVersion")) or DEFAULT_KUBERNETES_VERSION)
+        kubernetes_version = kubernetes_version or str(
+            get(("cluster", "kubernetesVersion")) or DEFAULT_KUBERNETES_VERSION
+        )
         talos_version = talos_version or str(get(("cluster", "talosVersion")) or DEFAULT_TALOS_VERSION)
         if zones is None:
             zones = {n: str(get(("nodes", n, "zone"))) for n in names if get(("nodes", n, "zone"))}

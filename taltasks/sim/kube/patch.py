@@ -80,104 +80,30 @@ def check_merge_patch_body(body: Any) -> dict[str, Any]:
 # ---- RFC 6902 ------------------------------------------------------------------------------
 
 
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise _unprocessable(f"jsonpatch: invalid path {path!r}: must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _container(doc: Any, parts: list[str], op: str, path: str) -> tuple[Any, str]:
-    node = doc
-    for part in parts[:-1]:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise _unprocessable(f"jsonpatch {op} operation does not apply: doc is missing path: {path}")
-    return node, parts[-1]
-
-
-def _get(doc: Any, path: str, op: str) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return doc
-    node, last = _container(doc, parts, op, path)
-    if isinstance(node, dict) and last in node:
-        return node[last]
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        return node[int(last)]
-    raise _unprocessable(f"jsonpatch {op} operation does not apply: doc is missing path: {path}")
-
-
-def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return value
-    node, last = _container(doc, parts, op, path)
-    if isinstance(node, dict):
-        node[last] = value
-    elif isinstance(node, list):
-        if last == "-":
-            node.append(value)
-        elif last.isdigit() and int(last) <= len(node):
-            node.insert(int(last), value)
-        else:
-            raise _unprocessable(f"jsonpatch {op} operation does not apply: index out of range: {path}")
-    else:
-        raise _unprocessable(f"jsonpatch {op} operation does not apply: doc is missing path: {path}")
-    return doc
-
-
-def _remove(doc: Any, path: str, op: str = "remove") -> Any:
-    parts = _pointer(path)
-    if not parts:
-        raise _unprocessable("jsonpatch: cannot remove the document root")
-    node, last = _container(doc, parts, op, path)
-    if isinstance(node, dict) and last in node:
-        del node[last]
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        del node[int(last)]
-    else:
-        raise _unprocessable(f"jsonpatch {op} operation does not apply: doc is missing path: {path}")
-    return doc
-
-
 def json_patch(original: Any, operations: Any) -> Any:
+    """RFC 6902 via the shared implementation; a malformed patch is a 400, an operation
+    that does not apply (missing path, failed ``test``) a 422, as kube-apiserver answers."""
+    from taltasks.machineconfig import jsonpatch
+
     if not isinstance(operations, list):
         raise bad_request(
             "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"
         )
-    doc = copy.deepcopy(original)
     for i, operation in enumerate(operations):
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-            raise bad_request(f"jsonpatch: operation {i} needs 'op' and 'path'")
-        op, path = operation["op"], operation["path"]
-        if op in ("add", "replace", "test") and "value" not in operation:
-            raise bad_request(f"jsonpatch: {op} operation {i} has no value")
-        if op == "add":
-            doc = _add(doc, path, copy.deepcopy(operation["value"]))
-        elif op == "remove":
-            doc = _remove(doc, path)
-        elif op == "replace":
-            _get(doc, path, op)
-            doc = _remove(doc, path, op) if _pointer(path) else doc
-            doc = _add(doc, path, copy.deepcopy(operation["value"]), op)
-        elif op in ("move", "copy"):
-            if "from" not in operation:
-                raise bad_request(f"jsonpatch: {op} operation {i} has no 'from'")
-            value = copy.deepcopy(_get(doc, operation["from"], op))
-            if op == "move":
-                doc = _remove(doc, operation["from"], op)
-            doc = _add(doc, path, value, op)
-        elif op == "test":
-            if _get(doc, path, op) != operation["value"]:
-                raise _unprocessable(f"testing value {path} failed: test failed")
-        else:
-            raise bad_request(f"jsonpatch: unknown operation {op!r}")
-    return doc
+        if (
+            not isinstance(operation, dict)
+            or operation.get("op") not in jsonpatch.OPS
+            or "path" not in operation
+        ):
+            raise bad_request(
+                f"jsonpatch: operation {i + 1} needs 'op' (one of {', '.join(jsonpatch.OPS)}) and 'path'"
+            )
+    try:
+        return jsonpatch.apply(original, operations)
+    except jsonpatch.JsonPatchError as exc:
+        raise _unprocessable(
+            f"the server rejected our request due to an error in our request: {exc}"
+        ) from None
 
 
 # ---- strategic merge patch ---------------------------------------------------------------------

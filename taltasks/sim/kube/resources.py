@@ -86,6 +86,21 @@ def _core(kind: str, plural: str, namespaced: bool = True, **kw) -> ResourceType
     return ResourceType("", "v1", kind, plural, namespaced, **kw)
 
 
+def _apps(kind: str, plural: str, short: str, *, scale: bool = False) -> ResourceType:
+    return ResourceType(
+        "apps",
+        "v1",
+        kind,
+        plural,
+        True,
+        short_names=(short,),
+        categories=("all",),
+        status=True,
+        generation=True,
+        subresources=("scale",) if scale else (),
+    )
+
+
 POD_FIELDS = BASE_FIELDS | {
     "spec.nodeName",
     "spec.restartPolicy",
@@ -161,53 +176,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     ),
     _core("PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",), status=True),
     _core("PersistentVolume", "persistentvolumes", False, short_names=("pv",), status=True),
-    ResourceType(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        True,
-        short_names=("deploy",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        subresources=("scale",),
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        True,
-        short_names=("ds",),
-        categories=("all",),
-        status=True,
-        generation=True,
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "StatefulSet",
-        "statefulsets",
-        True,
-        short_names=("sts",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        subresources=("scale",),
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        True,
-        short_names=("rs",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        subresources=("scale",),
-    ),
+    _apps("Deployment", "deployments", "deploy", scale=True),
+    _apps("DaemonSet", "daemonsets", "ds"),
+    _apps("StatefulSet", "statefulsets", "sts", scale=True),
+    _apps("ReplicaSet", "replicasets", "rs", scale=True),
     ResourceType(
         "policy",
         "v1",

@@ -142,6 +142,8 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             self.emulator.handshake_failures.append(str(exc))
+            if self.emulator.recorder is not None:
+                self.emulator.recorder.record("kube.tls", error=str(exc), client=client_address[0])
             with contextlib.suppress(OSError):
                 request.close()
             return
@@ -375,10 +377,16 @@ class _Route:
 
 @dataclass
 class _Ctx:
+    method: str = ""
+    path: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    started: float = 0.0
     verb: str = ""
     route: _Route | None = None
     status: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    logged: bool = False
 
 
 def _accepts(accept: str, marker: str) -> bool:
@@ -448,6 +456,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._ctx.status = code
+        self._log_request()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -456,7 +466,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(payload)
-        self._ctx.status = code
 
     def _send_json(self, code: int, obj: Any, content_type: str = "application/json") -> None:
         self._send(code, json.dumps(obj, separators=(",", ":")).encode(), content_type)
@@ -467,12 +476,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # ---- entry ----------------------------------------------------------------------------
 
     def _handle(self, method: str) -> None:
-        started = time.monotonic()
-        self._ctx = _Ctx()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         user, groups = self._identity()
+        self._ctx = _Ctx(
+            method=method, path=path, query=query, user=user or "", groups=groups, started=time.monotonic()
+        )
         try:
             body = self._read_body()
             if path in HEALTH_PATHS and method == "GET":
@@ -493,27 +503,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(Exception):
                 self._send_error(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
         finally:
-            route = self._ctx.route
-            self.emulator._record(
-                RequestRecord(
-                    ts=time.time(),
-                    method=method,
-                    path=path,
-                    query=query,
-                    verb=self._ctx.verb,
-                    resource=route.rt.qualified if route else "",
-                    subresource=(route.subresource or "") if route else "",
-                    namespace=(route.namespace or "") if route else "",
-                    name=(route.name or "") if route else "",
-                    user=user or "",
-                    groups=groups,
-                    status=self._ctx.status,
-                    seconds=time.monotonic() - started,
-                    content_type=self.headers.get("Content-Type", ""),
-                    accept=self.headers.get("Accept", ""),
-                    user_agent=self.headers.get("User-Agent", ""),
-                )
+            self._log_request()  # when nothing was sent (a broken connection)
+
+    def _log_request(self) -> None:
+        """Log this request once, just before its response leaves: a client that has the
+        answer can already find the request in the log and the record."""
+        ctx = self._ctx
+        if ctx.logged:
+            return
+        ctx.logged = True
+        route = ctx.route
+        self.emulator._record(
+            RequestRecord(
+                ts=time.time(),
+                method=ctx.method,
+                path=ctx.path,
+                query=ctx.query,
+                verb=ctx.verb,
+                resource=route.rt.qualified if route else "",
+                subresource=(route.subresource or "") if route else "",
+                namespace=(route.namespace or "") if route else "",
+                name=(route.name or "") if route else "",
+                user=ctx.user,
+                groups=ctx.groups,
+                status=ctx.status,
+                seconds=time.monotonic() - ctx.started,
+                content_type=self.headers.get("Content-Type", ""),
+                accept=self.headers.get("Accept", ""),
+                user_agent=self.headers.get("User-Agent", ""),
             )
+        )
 
     def _dispatch(
         self, method: str, path: str, query: dict[str, str], body: bytes, user: str, groups: tuple[str, ...]
@@ -687,9 +706,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return None
 
     def _filter(self, rt: ResourceType, query: dict[str, str]):
-        return selectors.object_filter(
-            selectors.parse_labels(query.get("labelSelector")),
-            selectors.parse_fields(query.get("fieldSelector"), rt.field_labels),
+        return selectors.compile_filter(
+            query.get("labelSelector"), query.get("fieldSelector"), rt.field_labels
         )
 
     # ---- verbs ----------------------------------------------------------------------------
@@ -786,12 +804,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if err.code != 410:
                 raise
             expired, listener, initial = err, None, []
+        self._ctx.status = 200
+        self._log_request()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
-        self._ctx.status = 200
         include = query.get("includeObject", "Metadata")
 
         def send(event_type: str, obj: dict[str, Any]) -> None:

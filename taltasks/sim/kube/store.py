@@ -243,9 +243,7 @@ class Store:
         where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> list[dict[str, Any]]:
         rt = self.resource(resource)
-        accept = selectors.object_filter(
-            selectors.parse_labels(label_selector), selectors.parse_fields(field_selector, rt.field_labels)
-        )
+        accept = selectors.compile_filter(label_selector, field_selector, rt.field_labels)
         items, _ = self.list_raw(rt, namespace, lambda o: accept(o) and (where is None or where(o)))
         return copy.deepcopy(items)
 
@@ -883,9 +881,7 @@ class Store:
         dry_run: bool = False,
     ) -> list[dict[str, Any]]:
         rt = self.resource(resource)
-        accept = selectors.object_filter(
-            selectors.parse_labels(label_selector), selectors.parse_fields(field_selector, rt.field_labels)
-        )
+        accept = selectors.compile_filter(label_selector, field_selector, rt.field_labels)
         with self._lock:
             items, _ = self.list_raw(rt, namespace, accept)
             out = []

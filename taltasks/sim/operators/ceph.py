@@ -436,7 +436,6 @@ class CephOperator(Controller):
                 "deviceClasses": [{"name": "ssd"}],
             },
         }
-        self.store.update_status("cephclusters.ceph.rook.io", c.name, status, namespace=c.namespace)
         if health != self._last_health or sorted(details) != sorted(old.get("details") or {}):
             recorder = self.store.recorder
             if recorder is not None:
@@ -448,3 +447,5 @@ class CephOperator(Controller):
                     previous=self._last_health,
                 )
         self._last_health = health
+        # written after the record: whoever sees the new status can already find its record
+        self.store.update_status("cephclusters.ceph.rook.io", c.name, status, namespace=c.namespace)

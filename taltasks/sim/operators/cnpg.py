@@ -400,8 +400,6 @@ class CnpgOperator(Controller):
         }
         if reason:
             status["phaseReason"] = reason
-        if old != status:
-            self.store.update_status("clusters.postgresql.cnpg.io", c.name, status, namespace=c.namespace)
         key = (phase, len(ready), state.primary, state.timeline)
         old_key = (
             old.get("phase"),
@@ -420,3 +418,6 @@ class CnpgOperator(Controller):
                 targetPrimary=status["targetPrimary"],
                 timelineID=state.timeline,
             )
+        # recorded first: whoever sees the new status can already find its record
+        if old != status:
+            self.store.update_status("clusters.postgresql.cnpg.io", c.name, status, namespace=c.namespace)
