@@ -72,36 +72,13 @@ def parse_ceph_cluster(obj: dict[str, Any]) -> CephClusterStatus:
 
 def read_ceph_clusters(client: KubeClient, namespace: str | None = None) -> list[CephClusterStatus]:
     """Every CephCluster (of ``namespace``); empty when Rook is not installed."""
-    try:
-        if namespace:
-            body = client.call(
-                "list CephClusters",
-                client.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-            )
-        else:
-            body = client.call(
-                "list CephClusters", client.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
-            )
-    except KubeApiError as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return [parse_ceph_cluster(o) for o in body.get("items") or []]
+    items = client.list_custom(GROUP, VERSION, PLURAL, namespace, what="list CephClusters") or []
+    return [parse_ceph_cluster(o) for o in items]
 
 
 def read_ceph_cluster(client: KubeClient, namespace: str, name: str) -> CephClusterStatus:
-    obj = client.call(
-        f"read CephCluster {namespace}/{name}",
-        client.custom.get_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        name,
+    obj = client.get_custom(
+        GROUP, VERSION, PLURAL, namespace, name, what=f"read CephCluster {namespace}/{name}"
     )
     return parse_ceph_cluster(obj)
 

@@ -134,6 +134,13 @@ class KubeClient:
             raise
         return list(body.get("items") or [])
 
+    def get_custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str, *, what: str
+    ) -> dict[str, Any]:
+        return self.call(
+            what, self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
+        )
+
     def close(self) -> None:
         self.api_client.close()
 

@@ -141,14 +141,8 @@ def read_cnpg_clusters(
 
 
 def read_cnpg_cluster(client: KubeClient, namespace: str, name: str) -> CnpgClusterStatus:
-    obj = client.call(
-        f"read CNPG cluster {namespace}/{name}",
-        client.custom.get_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        name,
+    obj = client.get_custom(
+        GROUP, VERSION, PLURAL, namespace, name, what=f"read CNPG cluster {namespace}/{name}"
     )
     pods = (
         client.call(

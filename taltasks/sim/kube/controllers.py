@@ -31,9 +31,9 @@ from typing import Any
 
 from taltasks.sim.kube import disruption, selectors
 from taltasks.sim.kube.nodes import CONTROL_PLANE_LABEL, node_ready
+from taltasks.sim.kube.objects import is_deleting, rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor, Timer
 from taltasks.sim.kube.status import ApiError
-from taltasks.sim.kube.store import is_deleting, rfc3339
 
 START_SECONDS = "sim.taltasks.dev/start-seconds"
 NEVER_READY = "sim.taltasks.dev/never-ready"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taltasks.sim.kube.objects import condition_true
 from taltasks.sim.kube.selectors import selects
 
 ScaleLookup = Callable[[str, Mapping[str, Any]], int | None]
@@ -39,10 +40,7 @@ class Budget:
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+    return condition_true(pod)
 
 
 def pod_healthy(pod: Mapping[str, Any]) -> bool:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from taltasks.sim.kube.store import Store, rfc3339
+from taltasks.sim.kube.objects import condition_true, rfc3339
+from taltasks.sim.kube.store import Store
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
@@ -275,10 +276,7 @@ def _record(store: Store, name: str, ready: bool, info: Mapping[str, Any]) -> No
 
 
 def node_ready(node: Mapping[str, Any]) -> bool:
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+    return condition_true(node)
 
 
 def node_schedulable(node: Mapping[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taltasks.sim.kube import crds, disruption, patch, selectors, validation
+from taltasks.sim.kube.objects import is_deleting, meta, rfc3339
 from taltasks.sim.kube.resources import Registry, ResourceType
 from taltasks.sim.kube.status import (
     ApiError,
@@ -57,19 +58,6 @@ PATCH_TYPES = {
     "application/apply-patch+cbor": "apply",
 }
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def rfc3339(ts: float | None = None) -> str:
-    """metav1.Time: UTC, second precision."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
-
-
-def meta(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def is_deleting(obj: dict[str, Any]) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ import hashlib
 import time
 from typing import Any
 
+from taltasks.sim.kube.objects import rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor
-from taltasks.sim.kube.store import rfc3339
 from taltasks.sim.operators.common import ensure_namespace, pdb, pinned_deployment, pod_up, sync_pdbs
 from taltasks.sim.operators.scenario import CephConfig, FaultConfig
 
@@ -106,73 +106,14 @@ class CephOperator(Controller):
                 },
             }
         )
-        base = {"rook_cluster": c.namespace, OWNED[0]: OWNED[1]}
         for i, node in enumerate(c.mons):
-            mon = MON_IDS[i]
-            labels = {
-                **base,
-                "app": "rook-ceph-mon",
-                "mon": mon,
-                "ceph_daemon_type": "mon",
-                "ceph_daemon_id": mon,
-            }
-            store.upsert(
-                pinned_deployment(
-                    c.namespace,
-                    f"rook-ceph-mon-{mon}",
-                    labels,
-                    node=node,
-                    image=c.image,
-                    tolerate_control_plane=True,
-                    owner=cluster,
-                    container="mon",
-                )
-            )
+            self._daemon(cluster, "mon", MON_IDS[i], node, {"mon": MON_IDS[i]})
         for osd, host in sorted(c.osd_hosts().items()):
-            labels = {
-                **base,
-                "app": "rook-ceph-osd",
-                "ceph-osd-id": str(osd),
-                "osd": str(osd),
-                "ceph_daemon_type": "osd",
-                "ceph_daemon_id": str(osd),
-                "failure-domain": host,
-                "topology-location-host": host,
-                "topology-location-root": "default",
-            }
-            store.upsert(
-                pinned_deployment(
-                    c.namespace,
-                    f"rook-ceph-osd-{osd}",
-                    labels,
-                    node=host,
-                    image=c.image,
-                    tolerate_control_plane=True,
-                    owner=cluster,
-                    container="osd",
-                )
-            )
+            extra = {"ceph-osd-id": str(osd), "osd": str(osd), "failure-domain": host}
+            extra |= {"topology-location-host": host, "topology-location-root": "default"}
+            self._daemon(cluster, "osd", str(osd), host, extra)
         for i in range(c.mgrs):
-            mgr = MON_IDS[i]
-            labels = {
-                **base,
-                "app": "rook-ceph-mgr",
-                "mgr": mgr,
-                "ceph_daemon_type": "mgr",
-                "ceph_daemon_id": mgr,
-            }
-            store.upsert(
-                pinned_deployment(
-                    c.namespace,
-                    f"rook-ceph-mgr-{mgr}",
-                    labels,
-                    node=None,
-                    image=c.image,
-                    tolerate_control_plane=True,
-                    owner=cluster,
-                    container="mgr",
-                )
-            )
+            self._daemon(cluster, "mgr", MON_IDS[i], None, {"mgr": MON_IDS[i]})
         if store.try_get("configmaps", "rook-ceph-pdbstatemap", c.namespace) is None:
             store.create(
                 {
@@ -182,6 +123,26 @@ class CephOperator(Controller):
                     "data": {"draining-failure-domain": "", "set-no-out": ""},
                 }
             )
+
+    def _daemon(
+        self, cluster: dict[str, Any], kind: str, daemon_id: str, node: str | None, extra: dict[str, str]
+    ) -> None:
+        """One Ceph daemon as Rook runs it: a Deployment ``rook-ceph-<kind>-<id>`` (pinned to
+        ``node`` when given) with Rook's labels."""
+        c = self.config
+        labels = {"rook_cluster": c.namespace, OWNED[0]: OWNED[1], "app": f"rook-ceph-{kind}"}
+        labels |= {"ceph_daemon_type": kind, "ceph_daemon_id": daemon_id, **extra}
+        deployment = pinned_deployment(
+            c.namespace,
+            f"rook-ceph-{kind}-{daemon_id}",
+            labels,
+            node=node,
+            image=c.image,
+            tolerate_control_plane=True,
+            owner=cluster,
+            container=kind,
+        )
+        self.store.upsert(deployment)
 
     # ---- observing ------------------------------------------------------------------------
 

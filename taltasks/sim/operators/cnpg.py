@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taltasks.sim.kube.nodes import node_ready
+from taltasks.sim.kube.objects import is_deleting, rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor, Timer
-from taltasks.sim.kube.store import is_deleting, rfc3339
 from taltasks.sim.operators.common import (
     TOLERATE_CONTROL_PLANE,
     draining,

@@ -7,7 +7,8 @@ from typing import Any
 
 from taltasks.sim.kube import disruption
 from taltasks.sim.kube.nodes import CONTROL_PLANE_LABEL
-from taltasks.sim.kube.store import Store, is_deleting
+from taltasks.sim.kube.objects import is_deleting
+from taltasks.sim.kube.store import Store
 
 TOLERATE_CONTROL_PLANE = {"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
 DRAIN_TAINTS = frozenset(

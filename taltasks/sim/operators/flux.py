@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from taltasks.sim.kube.objects import is_deleting, rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor, Timer
-from taltasks.sim.kube.store import is_deleting, rfc3339
 from taltasks.sim.operators.common import ensure_namespace
 from taltasks.sim.operators.scenario import FluxConfig, FluxObjectConfig
 
