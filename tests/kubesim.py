@@ -104,7 +104,6 @@ def make_world(loopback_subnet, kube_ca, tmp_path):
             nodes=cluster_nodes(loopback_subnet, 3, workers),
         )
         worlds.append(world)
-        world.recorder = recorder
         world.kubeconfig_path = tmp_path / "kubeconfig"
         world.kubeconfig_path.write_text(world.kubeconfig("demo"))
         if settle:

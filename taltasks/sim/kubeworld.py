@@ -109,6 +109,10 @@ class KubeWorld:
     def store(self) -> Store:
         return self.emulator.store
 
+    @property
+    def recorder(self) -> Recorder | None:
+        return self.emulator.recorder
+
     def start(self) -> KubeWorld:
         from taltasks.sim.operators import workloads
         from taltasks.sim.operators.ceph import CephOperator

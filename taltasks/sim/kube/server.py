@@ -26,6 +26,7 @@ import http.server
 import json
 import logging
 import os
+import queue
 import socket
 import socketserver
 import ssl
@@ -844,7 +845,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     wait = min(wait, max(0.0, next_bookmark - now))
                 try:
                     event = listener.get(timeout=wait)  # type: ignore[union-attr]
-                except Exception:  # queue.Empty: a timeout or bookmark tick
+                except queue.Empty:  # a timeout or a bookmark tick
                     if bookmarks and time.monotonic() >= next_bookmark:
                         send(
                             "BOOKMARK",
