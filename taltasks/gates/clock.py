@@ -86,7 +86,8 @@ class FakeClock:
             when, _, action = heapq.heappop(self._due)
             self.elapsed = max(self.elapsed, when)
             action()
-            if wake is not None and wake.is_set():
+            # everything due at this same instant happens before the sleeper wakes
+            if wake is not None and wake.is_set() and not (self._due and self._due[0][0] <= self.elapsed):
                 wake.clear()
                 return True
         self.elapsed = end

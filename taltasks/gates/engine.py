@@ -153,7 +153,8 @@ class GateEngine:
         self.clock = clock
         self.poll_interval = poll_interval
         self.resync_interval = resync_interval
-        self.continuity = continuity
+        # a gap no longer than a few of our own sleeps is still continuous observation
+        self.continuity = max(continuity, 2 * max(poll_interval, resync_interval, max_backoff))
         self.report_every = report_every
         self.max_backoff = max_backoff
         self._history: dict[tuple[str, str], _History] = {}
@@ -177,7 +178,7 @@ class GateEngine:
         floor = ctx.not_before if ctx.not_before is not None else -math.inf
         ok = all(c.ok for c in checks)
         starts: list[float] = []
-        counts: list[int] = []
+        sampled: list[_History] = []
         for c in checks:
             h = self._history.setdefault((scope, c.key), _History())
             if now - h.last_seen > self.continuity:
@@ -188,24 +189,25 @@ class GateEngine:
                 continue
             if h.run_start is None:
                 h.run_start = now
-            if c.sample is not None and c.sample not in h.samples:
-                h.samples.append(c.sample)
             if c.since is None or h.broken:
                 starts.append(max(c.since if c.since is not None else -math.inf, h.run_start))
             else:
                 starts.append(c.since)
             if c.sample is not None:
-                counts.append(sum(1 for s in h.samples if s >= floor))
+                if c.sample not in h.samples:
+                    h.samples.append(c.sample)
+                sampled.append(h)
         if not ok:
             return GateStatus(spec, tuple(checks), False, False, 0.0, source_error=source_error)
-        stable_since = max([floor, *starts]) if starts or floor > -math.inf else -math.inf
+        stable_since = max([floor, *starts])
         held = now - stable_since if stable_since > -math.inf else math.inf
-        needed = int(spec.get("freshSamples", 0) or 0)
-        samples = min(counts) if counts else None
+        # fresh samples count only inside the stretch the conditions have held
+        needed = int(spec.get("freshSamples", 0) or 0) if sampled else 0
+        samples = min(sum(1 for s in h.samples if s >= stable_since) for h in sampled) if sampled else None
         enough = samples is None or samples >= needed
         due = stable_since + spec.window - now if held < spec.window else None
         satisfied = held >= spec.window and enough
-        return GateStatus(spec, tuple(checks), True, satisfied, held, samples, needed if counts else 0, due)
+        return GateStatus(spec, tuple(checks), True, satisfied, held, samples, needed, due)
 
     def check(self, specs: Sequence[GateSpec], ctx: GateContext) -> list[GateStatus]:
         """Every gate once, without waiting (for status commands and dry runs)."""
@@ -373,8 +375,9 @@ class _Wait:
             condition, observed = "all conditions", "satisfied"
         now = self.clock.monotonic()
         previous = self._reported.get(spec.id)
-        if previous is not None and previous[0] == key and now - previous[1] < self.engine.report_every:
-            return
+        if previous is not None and previous[0] == key:
+            if key == ("satisfied",) or now - previous[1] < self.engine.report_every:
+                return
         self._reported[spec.id] = (key, now)
         self.engine.emitter.emit(
             "gate.waiting",
