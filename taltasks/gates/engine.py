@@ -375,9 +375,9 @@ class _Wait:
             condition, observed = "all conditions", "satisfied"
         now = self.clock.monotonic()
         previous = self._reported.get(spec.id)
-        if previous is not None and previous[0] == key:
-            if key == ("satisfied",) or now - previous[1] < self.engine.report_every:
-                return
+        repeat = previous is not None and previous[0] == key
+        if repeat and (key == ("satisfied",) or now - previous[1] < self.engine.report_every):  # type: ignore[index]
+            return
         self._reported[spec.id] = (key, now)
         self.engine.emitter.emit(
             "gate.waiting",
