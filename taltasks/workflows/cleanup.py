@@ -154,7 +154,11 @@ class CleanupStack:
     def _run(self, entry: Undo, *, raise_errors: bool) -> str | None:
         change = entry.change
         self.emitter.emit(
-            "cleanup", f"undoing: {change.label()}", node=change.node, change=change.id, change_kind=change.kind
+            "cleanup",
+            f"undoing: {change.label()}",
+            node=change.node,
+            change=change.id,
+            change_kind=change.kind,
         )
         try:
             entry.action()
