@@ -364,7 +364,7 @@ def test_cnpg_ready_since_and_hopeless_phase(world):
 def test_cnpg_selection_by_name_and_selector(world):
     clock, kube, talos = world
     assert failing(gate("cnpg", namespace="database", name="nope"), kube, talos, ctx(), clock) == {
-        "cnpg present": "no matching Cluster"
+        "cnpg present": "not found"
     }
     kube.put(cnpg_obj(clock, "auth-db", instances=2, ready=1))
     sel = {"matchLabels": {"app": "app-db"}, "matchExpressions": []}

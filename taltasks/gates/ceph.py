@@ -19,7 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, object_name, parse_time
+from taltasks.gates.checks import (
+    ALWAYS,
+    Check,
+    GateContext,
+    no_source,
+    nothing_found,
+    object_name,
+    parse_time,
+)
 from taltasks.gates.sources import ResourceQuery, Sources, fetch
 from taltasks.model.durations import format_duration, parse_duration
 from taltasks.model.gatekinds import ceph_code_forbidden
@@ -46,35 +54,14 @@ def kube_queries(spec: GateSpec, ctx: GateContext) -> list[ResourceQuery]:
     return out
 
 
-def clusters(spec: GateSpec, sources: Sources) -> list[dict[str, Any]] | None:
-    """The objects the gate covers; None when the operator's CRD is not served."""
-    assert sources.kube is not None
-    return fetch(sources.kube, _query(spec))
-
-
 def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> list[Check]:
     if sources.kube is None:
-        return [
-            Check(
-                "ceph", "connection", "a Kubernetes API connection", False, "no Kubernetes source configured"
-            )
-        ]
-    found = clusters(spec, sources)
+        return no_source("ceph", "Kubernetes")
+    found = fetch(sources.kube, _query(spec))
     if not found:
-        wanted = spec.get("name") or "any CephCluster"
-        if spec.get("required") or spec.get("name"):
-            seen = "CephCluster is not served (Rook not installed?)" if found is None else "not found"
-            return [Check("ceph", "present", f"{wanted} exists", False, seen)]
-        return [
-            Check(
-                "ceph",
-                "present",
-                "CephClusters, if any, are healthy",
-                True,
-                "no CephCluster: nothing to check",
-                since=ALWAYS,
-            )
-        ]
+        wanted = spec.get("name") or "a CephCluster"
+        required = bool(spec.get("required") or spec.get("name"))
+        return nothing_found("ceph", "CephCluster", found, required=required, wanted=wanted, operator="Rook")
     out: list[Check] = []
     for obj in found:
         out.extend(_cluster_checks(spec, sources, ctx, obj, now))
@@ -205,5 +192,5 @@ def baseline(spec: GateSpec, sources: Sources, ctx: GateContext) -> dict[str, li
         return {}
     return {
         object_name(obj): sorted(((obj.get("status") or {}).get("ceph") or {}).get("details") or {})
-        for obj in clusters(spec, sources) or []
+        for obj in fetch(sources.kube, _query(spec)) or []
     }

@@ -102,3 +102,28 @@ def object_name(obj: Mapping[str, Any]) -> str:
 def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def no_source(subject: str, api: str) -> list[Check]:
+    """The single failed check of a gate whose source (``Kubernetes``/``Talos``) is absent."""
+    return [Check(subject, "connection", f"a {api} API connection", False, f"no {api} source configured")]
+
+
+def nothing_found(
+    subject: str, kind: str, found: list[Any] | None, *, required: bool, wanted: str, operator: str
+) -> list[Check]:
+    """An operator gate with no objects to look at: vacuously passed ("defaults apply
+    where the resources exist") unless the entry asks for specific or required objects."""
+    if required:
+        seen = f"{kind} is not served ({operator} not installed?)" if found is None else "not found"
+        return [Check(subject, "present", f"{wanted} exists", False, seen)]
+    return [
+        Check(
+            subject,
+            "present",
+            f"{kind} objects, if any, are healthy",
+            True,
+            f"no {kind}: nothing to check",
+            since=ALWAYS,
+        )
+    ]

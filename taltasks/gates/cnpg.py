@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, condition, object_name, parse_time
+from taltasks.gates.checks import (
+    ALWAYS,
+    Check,
+    GateContext,
+    condition,
+    no_source,
+    nothing_found,
+    object_name,
+    parse_time,
+)
 from taltasks.gates.sources import ResourceQuery, Sources, fetch, selector_string
 from taltasks.model.policy import GateSpec
 
@@ -36,38 +45,14 @@ def kube_queries(spec: GateSpec, ctx: GateContext) -> list[ResourceQuery]:
     return out
 
 
-def clusters(spec: GateSpec, sources: Sources) -> list[dict[str, Any]] | None:
-    """The objects the gate covers; None when the operator's CRD is not served."""
-    assert sources.kube is not None
-    return fetch(sources.kube, _query(spec))
-
-
 def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> list[Check]:
     if sources.kube is None:
-        return [
-            Check(
-                "cnpg", "connection", "a Kubernetes API connection", False, "no Kubernetes source configured"
-            )
-        ]
-    found = clusters(spec, sources)
+        return no_source("cnpg", "Kubernetes")
+    found = fetch(sources.kube, _query(spec))
     if not found:
-        if spec.get("required") or spec.get("name") or spec.get("labelSelector"):
-            seen = (
-                "CNPG Cluster is not served (operator not installed?)"
-                if found is None
-                else "no matching Cluster"
-            )
-            return [Check("cnpg", "present", f"{_query(spec).describe()} exists", False, seen)]
-        return [
-            Check(
-                "cnpg",
-                "present",
-                "CNPG Clusters, if any, are healthy",
-                True,
-                "no CNPG Cluster: nothing to check",
-                since=ALWAYS,
-            )
-        ]
+        required = bool(spec.get("required") or spec.get("name") or spec.get("labelSelector"))
+        wanted = _query(spec).describe()
+        return nothing_found("cnpg", "CNPG Cluster", found, required=required, wanted=wanted, operator="CNPG")
     out: list[Check] = []
     for obj in found:
         out.extend(_cluster_checks(spec, ctx, obj))
@@ -179,7 +164,7 @@ def baseline(spec: GateSpec, sources: Sources, ctx: GateContext) -> dict[str, in
     if sources.kube is None:
         return {}
     out = {}
-    for obj in clusters(spec, sources) or []:
+    for obj in fetch(sources.kube, _query(spec)) or []:
         timeline = (obj.get("status") or {}).get("timelineID")
         if isinstance(timeline, int):
             out[object_name(obj)] = timeline

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, short_error
+from taltasks.gates.checks import ALWAYS, Check, GateContext, no_source, short_error
 from taltasks.gates.sources import EtcdView, Sources
 from taltasks.model.policy import GateSpec
 
@@ -23,7 +23,7 @@ def talos_nodes(spec: GateSpec, ctx: GateContext) -> list[str]:
 def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> list[Check]:
     cps = ctx.control_planes
     if sources.talos is None:
-        return [Check("etcd", "connection", "a Talos API connection", False, "no Talos source configured")]
+        return no_source("etcd", "Talos")
     if not cps:
         return [
             Check(

@@ -10,7 +10,7 @@ no stability window (tuppr has none); ``window`` adds one.
 
 from __future__ import annotations
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, object_name
+from taltasks.gates.checks import ALWAYS, Check, GateContext, no_source, object_name
 from taltasks.gates.sources import ResourceQuery, Sources, fetch, selector_string
 from taltasks.model.cel import evaluate
 from taltasks.model.policy import GateSpec
@@ -34,15 +34,7 @@ def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> l
     q = query(spec)
     condition = spec.description or spec.get("expr")
     if sources.kube is None:
-        return [
-            Check(
-                q.describe(),
-                "connection",
-                "a Kubernetes API connection",
-                False,
-                "no Kubernetes source configured",
-            )
-        ]
+        return no_source(q.describe(), "Kubernetes")
     objects = fetch(sources.kube, q)
     if objects is None:
         return [

@@ -7,7 +7,7 @@ By default every node is checked, which is what keeps at most one node not Ready
 
 from __future__ import annotations
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, NodeLike, condition, parse_time
+from taltasks.gates.checks import ALWAYS, Check, GateContext, NodeLike, condition, no_source, parse_time
 from taltasks.gates.sources import ResourceQuery, Sources
 from taltasks.model.policy import GateSpec
 
@@ -26,15 +26,7 @@ def kube_queries(spec: GateSpec, ctx: GateContext) -> list[ResourceQuery]:
 
 def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> list[Check]:
     if sources.kube is None:
-        return [
-            Check(
-                "kubernetes",
-                "connection",
-                "a Kubernetes API connection",
-                False,
-                "no Kubernetes source configured",
-            )
-        ]
+        return no_source("kubernetes", "Kubernetes")
     by_name = {(o.get("metadata") or {}).get("name"): o for o in sources.kube.list(NODES)}
     out: list[Check] = []
     for node in targets(spec, ctx):

@@ -4,7 +4,7 @@ MachineStatus running+ready seen after the action AND the boot id changed)."""
 
 from __future__ import annotations
 
-from taltasks.gates.checks import ALWAYS, Check, GateContext, NodeLike, short_error
+from taltasks.gates.checks import ALWAYS, Check, GateContext, NodeLike, no_source, short_error
 from taltasks.gates.sources import Sources
 from taltasks.model.policy import GateSpec
 
@@ -22,7 +22,7 @@ def talos_nodes(spec: GateSpec, ctx: GateContext) -> list[str]:
 
 def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> list[Check]:
     if sources.talos is None:
-        return [Check("talos", "connection", "a Talos API connection", False, "no Talos source configured")]
+        return no_source("talos", "Talos")
     out: list[Check] = []
     for node in targets(spec, ctx):
         subject = f"talos {node.hostname}"
