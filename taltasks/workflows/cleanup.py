@@ -16,6 +16,7 @@ whose pending changes :meth:`CleanupStack.adopt` turns back into undo actions.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -199,7 +200,12 @@ class CleanupStack:
 
 @contextlib.contextmanager
 def _shield_signals(emitter: Emitter) -> Iterator[list[int]]:
-    """Hold back interrupting signals while cleanup runs; yields the list of those seen."""
+    """Hold back interrupting signals while cleanup runs; yields the list of those seen.
+
+    The handler takes no lock (the emitter and Python's buffered streams hold locks, and
+    a handler runs between any two bytecodes of the main thread, possibly inside them):
+    it records the signal and writes one line straight to file descriptor 2. The event
+    is emitted once cleanup is over."""
     held: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield held
@@ -207,7 +213,8 @@ def _shield_signals(emitter: Emitter) -> Iterator[list[int]]:
 
     def hold(signum: int, frame: FrameType | None) -> None:
         held.append(signum)
-        emitter.emit("warning", f"{signal.Signals(signum).name} received: finishing cleanup first")
+        with contextlib.suppress(OSError):
+            os.write(2, f"{signal.Signals(signum).name} received: finishing cleanup first\n".encode())
 
     previous = {s: signal.signal(s, hold) for s in SHIELDED}
     try:
@@ -215,3 +222,6 @@ def _shield_signals(emitter: Emitter) -> Iterator[list[int]]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if held:
+            names = ", ".join(signal.Signals(s).name for s in held)
+            emitter.emit("warning", f"{names} received during cleanup: cleanup finished first")
