@@ -166,6 +166,12 @@ def test_kube_node_missing_and_scope_node(world):
     kube.delete("v1", "Node", "w3")
     assert failing(gate("kube-node"), kube, talos, ctx(), clock) == {"node w3 registered": "not registered"}
     assert failing(gate("kube-node", scope="node"), kube, talos, ctx("post", "w1"), clock) == {}
+    kube.put(node_obj(clock, "w1", cordoned=True))
+    assert failing(gate("kube-node", scope="node"), kube, talos, ctx("post", "w1"), clock) == {
+        "node w1 schedulable": "cordoned"
+    }
+    unschedulable_ok = gate("kube-node", scope="node", schedulable=False)
+    assert failing(unschedulable_ok, kube, talos, ctx("post", "w1"), clock) == {}
 
 
 # ---- ceph -------------------------------------------------------------------------------

@@ -41,6 +41,13 @@ def test_defaults_apply_without_a_file(tmp_path):
     assert windows == {"talos-node": 0.0, "etcd": 0.0, "kube-node": 180.0, "ceph": 180.0, "cnpg": 180.0}
 
 
+def test_reboot_gates_wait_for_talos_and_ready_but_not_schedulable():
+    back, ready = default_policy().reboot_gates()
+    assert (back.kind, back.id, back.timeout, back.window) == ("talos-node", "back", 540.0, 0.0)
+    assert (ready.kind, ready.timeout, ready.window) == ("kube-node", 540.0, 0.0)
+    assert ready.get("scope") == "node" and ready.get("schedulable") is False
+
+
 def test_a_full_policy_maps_onto_values(tmp_path):
     write(
         tmp_path,

@@ -124,10 +124,8 @@ def run(world: World, engine: GateEngine, root, policy) -> list[str]:
             )
             world.set_cordon(node.hostname, True)
             world.upgrade(node.hostname)
-            back = [g for g in policy.post if g.kind == "talos-node"]
-            engine.wait(
-                back, GateContext(NODES, node, stage="reboot", expected_version=NEW, previous_boot_id=boot)
-            )
+            back = GateContext(NODES, node, stage="reboot", expected_version=NEW, previous_boot_id=boot)
+            engine.wait(policy.reboot_gates(), back)
             cleanup.undo(cordon)
             post = GateContext(
                 NODES,

@@ -45,6 +45,8 @@ def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> l
             seen = f"Ready={status}" + (f" ({reason})" if reason else "")
         since = parse_time((ready or {}).get("lastTransitionTime")) if ok else None
         out.append(Check(subject, "Ready", "Ready is True", ok, seen, since=since))
+        if not spec.get("schedulable", True):
+            continue
         cordoned = bool((obj.get("spec") or {}).get("unschedulable"))
         out.append(
             Check(

@@ -88,7 +88,10 @@ KINDS: dict[str, GateKind] = {
         GateKind(
             "kube-node",
             "Kubernetes Nodes registered, Ready and schedulable (Ready held since its lastTransitionTime)",
-            (Param("scope", "choice", default="all", choices=("node", "all")),),
+            (
+                Param("scope", "choice", default="all", choices=("node", "all")),
+                Param("schedulable", "bool", default=True, help="also require not cordoned"),
+            ),
         ),
         GateKind(
             "ceph",

@@ -135,6 +135,16 @@ class UpgradePolicy:
             raise ValueError(f"unknown gate stage {stage!r}")
         return getattr(self, stage)
 
+    def reboot_gates(self) -> tuple[GateSpec, ...]:
+        """The wait for an upgraded node to come back, bounded by ``timeouts.reboot``: Talos
+        running and ready on the expected version from a new boot, and its Kubernetes Node
+        Ready — not yet schedulable, since it is uncordoned only after this wait."""
+        back = replace(_default_gate("talos-node", self), id="back", timeout=self.timeouts.reboot)
+        ready = replace(
+            _default_gate("kube-node", self), id="back ready", timeout=self.timeouts.reboot, window=0.0
+        )
+        return back, replace(ready, params={**ready.params, "scope": "node", "schedulable": False})
+
 
 # ---- public entry points ----------------------------------------------------------------
 
