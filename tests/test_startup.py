@@ -68,3 +68,14 @@ def test_every_task_builds_its_arguments():
     for t in tasks:
         t.get_arguments()  # raises ValueError on help for a missing parameter
         assert t.__doc__ and t.__doc__.strip(), f"{t.name} has no docstring for --list"
+
+
+def test_tests_do_not_import_conftest_by_name():
+    """Several folders have a conftest.py; `from conftest import` picks whichever was imported
+    first. Shared values live in tests/testpaths.py instead."""
+    offenders = [
+        str(p.relative_to(REPO_ROOT))
+        for p in (REPO_ROOT / "tests").rglob("*.py")
+        if "from conftest import" in p.read_text() or "import conftest" in p.read_text()
+    ]
+    assert offenders == []
