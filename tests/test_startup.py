@@ -73,9 +73,12 @@ def test_every_task_builds_its_arguments():
 def test_tests_do_not_import_conftest_by_name():
     """Several folders have a conftest.py; `from conftest import` picks whichever was imported
     first. Shared values live in tests/testpaths.py instead."""
+    import re
+
+    pattern = re.compile(r"^\s*(from conftest import|import conftest)", re.M)
     offenders = [
         str(p.relative_to(REPO_ROOT))
         for p in (REPO_ROOT / "tests").rglob("*.py")
-        if "from conftest import" in p.read_text() or "import conftest" in p.read_text()
+        if pattern.search(p.read_text())
     ]
     assert offenders == []
