@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testpaths import REPO_ROOT
 from taltasks.model.envsubst import parse_env_file
 from taltasks.toolcache import ToolUnavailable, cache_root, ensure_renovate
+from testpaths import REPO_ROOT
 
 CONFIG = json.loads((REPO_ROOT / "renovate.json").read_text())
 # resolved at import, before the per-test HOME isolation: the Renovate install is shared
