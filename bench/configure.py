@@ -82,11 +82,12 @@ def main(quick: bool = False) -> dict[str, float]:
     figures.update({f"rerun_ms_per_node_{n}": again * 1000 / n for n, (_, again) in results.items()})
     t3, t30 = results[3][0], results[30][0]
     m1 = (t30 - t3) / 27 * 1000
+    figures["marginal_ms_3_30"] = m1
     print(f"growth of total time: 30/3 nodes = {t30 / t3:.1f}x", end="")
     if 300 in results:
         t300 = results[300][0]
         m2 = (t300 - t30) / 270 * 1000
-        figures["marginal_growth"] = m2 / m1
+        figures["marginal_ms_30_300"] = m2
         print(f", 300/30 nodes = {t300 / t30:.1f}x (nodes grow 10x)")
         print(
             f"marginal cost per added node: 3->30 = {m1:.1f} ms, 30->300 = {m2:.1f} ms; ratio {m2 / m1:.2f} (1.00 = linear)"

@@ -140,27 +140,43 @@ def test_complete_lists_task_names(tmp_path):
     assert {"--dry-run", "--json", "--yes"} <= set(flags)
 
 
-def test_bash_completes_through_the_printed_script(tmp_path):
-    """Source the script in a real bash and call its completion function as bash would."""
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("bash is not installed")
-    script = run("--print-completion-script", "bash", cwd=tmp_path).stdout
-    (tmp_path / "completion.bash").write_text(script)
-    probe = (
-        "source ./completion.bash\n"
+SHELL_PROBES = {
+    # bash hands the function the words and filters with compgen itself
+    "bash": (
+        "source ./completion\n"
         "COMP_WORDS=(taltasks talos.ver); COMP_CWORD=1\n"
-        '_complete_taltasks taltasks talos.ver; printf "%s\\n" "${COMPREPLY[@]}"\n'
+        '_complete_taltasks taltasks talos.ver; printf "%s\\n" "${COMPREPLY[@]}"; echo ---\n'
         "COMP_WORDS=(taltasks configure --dr); COMP_CWORD=2\n"
         '_complete_taltasks taltasks --dr; printf "%s\\n" "${COMPREPLY[@]}"\n'
-    )
-    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    ),
+    # zsh's compctl filters `reply` after the function; the function gets `words`
+    "zsh": (
+        "source ./completion\n"
+        "words=(taltasks talos.ver); _complete_taltasks; print -l -- $reply; echo ---\n"
+        "words=(taltasks configure --dr); _complete_taltasks; print -l -- $reply\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_PROBES))
+def test_shell_completes_through_the_printed_script(tmp_path, shell):
+    """Source the script in the real shell and call its completion function as the shell would."""
+    exe = shutil.which(shell)
+    if exe is None:
+        pytest.skip(f"{shell} is not installed")
+    (tmp_path / "completion").write_text(run("--print-completion-script", shell, cwd=tmp_path).stdout)
+    flags = ["--norc", "--noprofile"] if shell == "bash" else ["-f"]
     out = subprocess.run(
-        [bash, "--norc", "--noprofile", "-c", probe],
+        [exe, *flags, "-c", SHELL_PROBES[shell]],
         cwd=tmp_path,
-        env={**os.environ, **env},
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.stdout.split() == ["talos.version", "--dry-run"], out.stdout + out.stderr
+    tasks, _, options = out.stdout.partition("---\n")
+    if shell == "bash":
+        assert (tasks.split(), options.split()) == (["talos.version"], ["--dry-run"]), out.stdout + out.stderr
+    else:
+        assert set(tasks.split()) == all_task_names(), out.stdout + out.stderr
+        assert {"--dry-run", "--json", "--yes"} <= set(options.split())
