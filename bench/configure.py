@@ -13,7 +13,6 @@ per-node cost stays near 1).
 
 from __future__ import annotations
 
-import compileall
 import shutil
 import statistics
 import sys
@@ -21,11 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-compileall.compile_dir(str(ROOT / "taltasks"), quiet=1)
-sys.path.insert(0, str(ROOT))
-
-from taltasks.workflows.configure import configure  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import REPO as ROOT
+from bench._common import compile_project
 
 SIZES = (3, 30, 300)
 TARGET_MS_PER_NODE = 50.0
@@ -59,34 +56,48 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    results = {}
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the scaling table; return its figures (``quick``: 3 and 30 nodes, one run)."""
+    compile_project()
+    from taltasks.workflows.configure import configure
+
+    sizes, repeat = ((3, 30), 1) if quick else (SIZES, REPEAT)
+    results: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in SIZES:
+        for n in sizes:
             first, again = [], []
-            for r in range(REPEAT):
+            for r in range(repeat):
                 repo = make_repo(Path(tmp) / f"n{n}-{r}", n)
                 first.append(timed(lambda repo=repo: configure(repo)))
                 again.append(timed(lambda repo=repo: configure(repo)))
             results[n] = (statistics.median(first), statistics.median(again))
-    print(f"configure, secrets present (median of {REPEAT}); target {TARGET_MS_PER_NODE:.0f} ms/node")
+    print(f"configure, secrets present (median of {repeat}); target {TARGET_MS_PER_NODE:.0f} ms/node")
     print(f"{'nodes':>6} {'first run':>10} {'ms/node':>8} {'of target':>9} {'2nd run':>9} {'ms/node':>8}")
     for n, (first, again) in results.items():
         per = first * 1000 / n
         print(
             f"{n:>6} {first:>9.2f}s {per:>8.1f} {per / TARGET_MS_PER_NODE:>8.2f}x {again:>8.2f}s {again * 1000 / n:>8.1f}"
         )
-    t3, t30, t300 = (results[n][0] for n in SIZES)
-    print(
-        f"growth of total time: 30/3 nodes = {t30 / t3:.1f}x, 300/30 nodes = {t300 / t30:.1f}x (nodes grow 10x)"
-    )
-    m1, m2 = (t30 - t3) / 27 * 1000, (t300 - t30) / 270 * 1000
-    print(
-        f"marginal cost per added node: 3->30 = {m1:.1f} ms, 30->300 = {m2:.1f} ms; ratio {m2 / m1:.2f} (1.00 = linear)"
-    )
-    print(
-        f"fixed cost (sops decrypt, parsing, schema load) ~ {max(t3 - 3 * m1 / 1000, 0) * 1000:.0f} ms per run"
-    )
+    figures = {f"ms_per_node_{n}": first * 1000 / n for n, (first, _) in results.items()}
+    figures.update({f"rerun_ms_per_node_{n}": again * 1000 / n for n, (_, again) in results.items()})
+    t3, t30 = results[3][0], results[30][0]
+    m1 = (t30 - t3) / 27 * 1000
+    figures["marginal_ms_3_30"] = m1
+    print(f"growth of total time: 30/3 nodes = {t30 / t3:.1f}x", end="")
+    if 300 in results:
+        t300 = results[300][0]
+        m2 = (t300 - t30) / 270 * 1000
+        figures["marginal_ms_30_300"] = m2
+        print(f", 300/30 nodes = {t300 / t30:.1f}x (nodes grow 10x)")
+        print(
+            f"marginal cost per added node: 3->30 = {m1:.1f} ms, 30->300 = {m2:.1f} ms; ratio {m2 / m1:.2f} (1.00 = linear)"
+        )
+    else:
+        print()
+    fixed = max(t3 - 3 * m1 / 1000, 0) * 1000
+    figures["fixed_ms"] = fixed
+    print(f"fixed cost (sops decrypt, parsing, schema load) ~ {fixed:.0f} ms per run")
+    return figures
 
 
 if __name__ == "__main__":

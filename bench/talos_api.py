@@ -45,8 +45,10 @@ def stop_sim(directory: Path) -> None:
     )
 
 
-def main() -> dict[str, float]:
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the table; return its figures (``quick``: fewer Version calls, for a smoke run)."""
     compile_project()
+    repeat = 50 if quick else 200
     from taltasks.talos.client import TalosClient
     from taltasks.talos.config import TalosConfig
 
@@ -59,8 +61,8 @@ def main() -> dict[str, float]:
             client = TalosClient.from_context(ctx)
             nodes = list(ctx.nodes)
             assert len(nodes) == 10
-            one = p50(timed(lambda: client.version([nodes[0]]), repeat=200))
-            ten = p50(timed(lambda: client.version(nodes), repeat=200))
+            one = p50(timed(lambda: client.version([nodes[0]]), repeat=repeat))
+            ten = p50(timed(lambda: client.version(nodes), repeat=repeat))
             cp = ctx.endpoints[0]
             out = d / "snap.db"
             client.etcd_snapshot(out, node=cp)  # warm-up

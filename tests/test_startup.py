@@ -10,10 +10,15 @@ from testpaths import REPO_ROOT
 
 HEAVY = ("grpc", "kubernetes", "cryptography", "jsonschema", "google.protobuf", "ruamel", "celpy", "tenacity")
 
+# the programs whose start-up is guarded: invoke over the checkout's tasks.py, and the
+# stand-alone `taltasks` console script (taltasks.cli) with its bundled namespace
+INVOKE = "from invoke.main import program"
+TALTASKS = "from taltasks.cli import program as make; program = make()"
+
 PROBE = """
 import json, sys
-from invoke.main import program
-args, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+args, heavy, entry = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+exec(entry)
 sys.argv = ["invoke", *args]
 try:
     program.run()
@@ -24,9 +29,9 @@ print("LOADED=" + json.dumps(loaded), file=sys.stderr)
 """
 
 
-def _loaded_after(args: list[str]) -> tuple[list[str], str]:
+def _loaded_after(args: list[str], entry: str = INVOKE) -> tuple[list[str], str]:
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY), entry],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -40,6 +45,14 @@ def test_invoke_list_imports_no_heavy_library():
     loaded, out = _loaded_after(["--list"])
     assert "Available tasks" in out or "No tasks found" in out, out  # the listing really ran
     assert loaded == [], f"invoke --list imported {loaded}"
+
+
+def test_taltasks_list_and_version_import_no_heavy_library():
+    loaded, out = _loaded_after(["--list"], TALTASKS)
+    assert "Subcommands" in out and "configure" in out, out
+    assert loaded == [], f"taltasks --list imported {loaded}"
+    loaded, out = _loaded_after(["--version"], TALTASKS)
+    assert "taltasks" in out and loaded == [], (out, loaded)
 
 
 def test_task_help_imports_no_heavy_library():
@@ -68,3 +81,17 @@ def test_every_task_builds_its_arguments():
     for t in tasks:
         t.get_arguments()  # raises ValueError on help for a missing parameter
         assert t.__doc__ and t.__doc__.strip(), f"{t.name} has no docstring for --list"
+
+
+def test_tests_do_not_import_conftest_by_name():
+    """Several folders have a conftest.py; `from conftest import` picks whichever was imported
+    first. Shared values live in tests/testpaths.py instead."""
+    import re
+
+    pattern = re.compile(r"^\s*(from conftest import|import conftest)", re.M)
+    offenders = [
+        str(p.relative_to(REPO_ROOT))
+        for p in (REPO_ROOT / "tests").rglob("*.py")
+        if pattern.search(p.read_text())
+    ]
+    assert offenders == []

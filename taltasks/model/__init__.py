@@ -1,8 +1,9 @@
-"""The cluster definition: ``talos/talconfig.yaml`` + ``talenv.yaml`` as validated values.
+"""The repository's description of the cluster and how to operate it, as plain values.
 
-``load_cluster(root)`` is the entry point; :class:`Cluster` and :class:`Node` are what the
-rest of taltasks plans with. Importing this package is cheap (no YAML library is loaded
-until a file is read).
+``load_cluster(root)`` reads ``talos/talconfig.yaml`` + ``talenv.yaml``; ``policy.load_policy``
+reads the upgrade policy. Everything is validated with ``file:line`` errors and returned as
+values; nothing in this package talks to a cluster. Importing it is cheap (no YAML library
+is loaded until a file is read).
 """
 
 from __future__ import annotations

@@ -51,10 +51,24 @@ class Version:
         theirs = (other.major, other.minor, other.patch)
         if mine != theirs:
             return mine < theirs
-        # a pre-release sorts before the release it leads to
+        # a pre-release sorts before the release it leads to; its dot-separated parts
+        # compare numerically when numeric (beta.2 < beta.10), as semver says
         if bool(self.pre) != bool(other.pre):
             return bool(self.pre)
-        return self.pre < other.pre
+        return _pre_key(self.pre) < _pre_key(other.pre)
+
+
+def _pre_key(pre: str) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+
+
+def compare(a: str, b: str) -> int | None:
+    """-1, 0 or 1 comparing two version strings; None when either does not parse."""
+    try:
+        va, vb = Version.parse(a), Version.parse(b)
+    except ValueError:
+        return None
+    return (va > vb) - (va < vb)
 
 
 # Talos minor → (oldest, newest) supported Kubernetes minor (docs support matrix, §7).

@@ -1,4 +1,9 @@
-"""Event reporters: plain lines, JSON lines, and (on a terminal) rich-styled lines."""
+"""Event reporters: plain lines, JSON lines, and on a terminal a live view or rich lines.
+
+Every reporter has ``handle(event)`` and ``close()`` and is a context manager, so a task
+can write ``with make_reporter(...) as reporter:`` whichever one it got; the live view
+needs ``close()`` to stop redrawing.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +39,18 @@ def format_plain(event: Event) -> str:
     return f"{clock} {mark:<7} {node}{event.message}"
 
 
-class PlainReporter:
+class _Closable:
+    def close(self) -> None:
+        """Nothing to release for line-based reporters."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PlainReporter(_Closable):
     """One line per event; good for logs and pipes."""
 
     def __init__(self, stream: IO[str] | None = None, *, quiet_kinds: frozenset[str] = frozenset()) -> None:
@@ -47,7 +63,7 @@ class PlainReporter:
         print(format_plain(event), file=self.stream, flush=True)
 
 
-class JsonReporter:
+class JsonReporter(_Closable):
     """One JSON object per event on stdout, for CI (``--json``)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
@@ -57,7 +73,7 @@ class JsonReporter:
         print(json.dumps(event.as_dict(), default=str), file=self.stream, flush=True)
 
 
-class RichReporter:
+class RichReporter(_Closable):
     """Colour and symbols on a terminal; same information as :class:`PlainReporter`."""
 
     _STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
@@ -76,11 +92,16 @@ class RichReporter:
         self.console.print(format_plain(event), style=style or None, markup=False)
 
 
-def make_reporter(*, json_lines: bool = False, stream: IO[str] | None = None):
-    """The reporter for this run: JSON lines with --json, rich on a terminal, else plain."""
+def make_reporter(*, json_lines: bool = False, stream: IO[str] | None = None, live: bool = True):
+    """The reporter for this run: JSON lines with --json; on a terminal the live view
+    (or rich lines with ``live=False``); plain lines otherwise."""
     if json_lines:
         return JsonReporter(stream)
     target = stream or sys.stderr
     if stream is None and target.isatty():
+        if live:
+            from taltasks.ui.live import LiveReporter
+
+            return LiveReporter()
         return RichReporter()
     return PlainReporter(target)

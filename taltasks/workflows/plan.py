@@ -1,0 +1,247 @@
+"""Planning a rolling Talos upgrade: desired vs observed per node → ordered steps.
+
+Pure: it takes what the repo wants per node (the model's nodes: hostname, ip, role,
+Talos version, installer image, zone/labels) and what the nodes run now
+(:class:`ObservedNode`), and returns an :class:`UpgradePlan` — for every node an action
+(``upgrade``, ``skip``, ``refuse``) with its reason, in the order they will go, grouped
+in batches. ``--dry-run`` prints it; the executor carries out its batches in order.
+
+Order: control planes first, one at a time, the etcd leader last (one leader election
+instead of one per node); then workers, one at a time — or, with ``strategy: zones``,
+failure domain by failure domain, and with ``batch: zone`` each zone's workers together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from taltasks.errors import InputError
+from taltasks.gates.talosnode import normalize_version
+from taltasks.model.policy import OrderPolicy, UpgradePolicy, did_you_mean
+
+NO_ZONE = "(no zone)"
+
+
+class DesiredNode(Protocol):
+    """What the model's ``Node`` provides (``zone`` and ``labels`` are optional)."""
+
+    hostname: str
+    ip: str
+    control_plane: bool
+    talos_version: str
+    installer_image: str
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    """A node as it runs now. ``version`` None means it could not be asked (``error`` says why)."""
+
+    hostname: str
+    version: str | None = None
+    image: str | None = None
+    etcd_leader: bool = False
+    zone: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    hostname: str
+    ip: str
+    control_plane: bool
+    zone: str | None
+    running: str | None
+    desired: str
+    image: str
+    action: str  # upgrade | skip | refuse
+    reason: str
+    order: int
+    batch: int | None = None
+    etcd_leader: bool = False
+    snapshot_before: bool = False
+
+    @property
+    def role(self) -> str:
+        return "controlplane" if self.control_plane else "worker"
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "node": self.hostname,
+            "role": self.role + (" (etcd leader)" if self.etcd_leader else ""),
+            "zone": self.zone,
+            "running": self.running or "?",
+            "desired": self.desired,
+            "action": self.action,
+            "reason": self.reason,
+            "batch": self.batch,
+        }
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    steps: tuple[PlanStep, ...]
+
+    @property
+    def actions(self) -> list[PlanStep]:
+        return [s for s in self.steps if s.action == "upgrade"]
+
+    @property
+    def refused(self) -> list[PlanStep]:
+        return [s for s in self.steps if s.action == "refuse"]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.actions and not self.refused
+
+    def batches(self) -> list[list[PlanStep]]:
+        out: dict[int, list[PlanStep]] = {}
+        for s in self.actions:
+            out.setdefault(s.batch or 0, []).append(s)
+        return [out[k] for k in sorted(out)]
+
+    def step(self, hostname: str) -> PlanStep:
+        return next(s for s in self.steps if s.hostname == hostname)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [s.row() for s in self.steps]
+
+    def summary(self) -> str:
+        skipped = len(self.steps) - len(self.actions) - len(self.refused)
+        parts = [f"{len(self.actions)} to upgrade"]
+        if skipped:
+            parts.append(f"{skipped} already at the desired version")
+        if self.refused:
+            parts.append(f"{len(self.refused)} refused")
+        return ", ".join(parts)
+
+    def require_executable(self) -> None:
+        """:class:`InputError` naming every refused node; nothing may start then."""
+        if not self.refused:
+            return
+        first = self.refused[0]
+        others = "; ".join(f"{s.hostname}: {s.reason}" for s in self.refused[1:])
+        hint = "nothing was changed"
+        if any("downgrade" in s.reason for s in self.refused):
+            hint = "check the versions in talos/talenv.yaml and talconfig.yaml, or pass --allow-downgrade"
+        elif any("not reachable" in s.reason for s in self.refused):
+            hint = "bring the node back or leave it out with --node; nothing was changed"
+        raise InputError(
+            f"cannot upgrade {first.hostname}: {first.reason}" + (f"; also {others}" if others else ""),
+            where=first.hostname,
+            hint=hint,
+        )
+
+
+def plan_upgrade(
+    desired: Sequence[DesiredNode],
+    observed: Mapping[str, ObservedNode],
+    policy: UpgradePolicy | OrderPolicy | None = None,
+    *,
+    allow_downgrade: bool = False,
+    only: Sequence[str] | None = None,
+) -> UpgradePlan:
+    """The ordered plan. ``only`` limits it to these hostnames (``upgrade-node``); an
+    unknown one is an :class:`InputError` with a did-you-mean."""
+    order = policy.order if isinstance(policy, UpgradePolicy) else (policy or OrderPolicy())
+    snapshot = policy.etcd_snapshot if isinstance(policy, UpgradePolicy) else False
+    known = [n.hostname for n in desired]
+    if only:
+        for name in only:
+            if name not in known:
+                raise InputError(
+                    f"unknown node {name!r}{did_you_mean(name, known)}",
+                    hint="nodes in talos/talconfig.yaml: " + ", ".join(known),
+                )
+        desired = [n for n in desired if n.hostname in set(only)]
+    decided = [_decide(n, observed.get(n.hostname), order, allow_downgrade) for n in desired]
+    ordered = _ordered(decided, order)
+    steps: list[PlanStep] = []
+    batch = 0
+    zone_batches: dict[str, int] = {}
+    first_cp_action = True
+    for i, s in enumerate(ordered, start=1):
+        number = None
+        if s.action == "upgrade":
+            group = s.zone or NO_ZONE
+            if (
+                not s.control_plane
+                and order.strategy == "zones"
+                and order.batch == "zone"
+                and group != NO_ZONE
+            ):
+                if group not in zone_batches:
+                    batch += 1
+                    zone_batches[group] = batch
+                number = zone_batches[group]
+            else:
+                batch += 1
+                number = batch
+        snap = snapshot and s.action == "upgrade" and s.control_plane and first_cp_action
+        if snap:
+            first_cp_action = False
+        steps.append(replace(s, order=i, batch=number, snapshot_before=snap))
+    return UpgradePlan(tuple(steps))
+
+
+def _decide(
+    node: DesiredNode, seen: ObservedNode | None, order: OrderPolicy, allow_downgrade: bool
+) -> PlanStep:
+    desired = normalize_version(node.talos_version)
+    labels = getattr(node, "labels", None) or {}
+    zone = labels.get(order.zone_label) or getattr(node, "zone", None) or (seen.zone if seen else None)
+    base = PlanStep(
+        hostname=node.hostname,
+        ip=node.ip,
+        control_plane=bool(node.control_plane),
+        zone=zone,
+        running=None,
+        desired=desired,
+        image=node.installer_image,
+        action="refuse",
+        reason="",
+        order=0,
+        etcd_leader=bool(seen and seen.etcd_leader),
+    )
+    if seen is None or seen.version is None:
+        why = (seen.error if seen else None) or "no answer from the Talos API"
+        return replace(base, reason=f"not reachable: {why}")
+    running = normalize_version(seen.version)
+    base = replace(base, running=running)
+    cmp = compare_versions(running, desired)
+    if cmp is None:
+        return replace(base, reason=f"cannot compare versions {running} and {desired}")
+    if cmp == 0:
+        if seen.image and node.installer_image and seen.image != node.installer_image:
+            return replace(base, action="upgrade", reason=f"installer image changes (Talos stays {desired})")
+        return replace(base, action="skip", reason=f"already at {desired}")
+    if cmp < 0:
+        return replace(base, action="upgrade", reason=f"{running} → {desired}")
+    if allow_downgrade:
+        return replace(base, action="upgrade", reason=f"downgrade {running} → {desired} (allowed)")
+    return replace(base, reason=f"downgrade {running} → {desired} refused without --allow-downgrade")
+
+
+def _ordered(steps: list[PlanStep], order: OrderPolicy) -> list[PlanStep]:
+    def cp_key(s: PlanStep) -> tuple[Any, ...]:
+        leader_last = order.etcd_leader_last and s.etcd_leader
+        zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
+        return (leader_last, zone, s.hostname)
+
+    def worker_key(s: PlanStep) -> tuple[Any, ...]:
+        zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
+        return (zone, s.hostname)
+
+    cps = sorted((s for s in steps if s.control_plane), key=cp_key)
+    workers = sorted((s for s in steps if not s.control_plane), key=worker_key)
+    return cps + workers
+
+
+def compare_versions(a: str, b: str) -> int | None:
+    """-1, 0 or 1 comparing Talos versions (``v1.12.1``, ``v1.13.0-beta.1``); None when
+    either does not parse. A pre-release sorts before its release."""
+    from taltasks.model.versions import compare
+
+    return compare(a, b)
