@@ -451,3 +451,41 @@ def test_wait_until_reports_last_state(make_world):
             describe=lambda objs: f"{len(objs)} configmaps",
         )
     assert info.value.message == "configmap never did not happen within 0.5s (last seen: 0 configmaps)"
+
+
+# ---- the gate engine's KubeSource ------------------------------------------------------------------
+
+
+def test_api_kube_source_reads_any_kind_and_wakes_on_change(make_world):
+    from taltasks.gates.sources import ResourceQuery, ResourceTypeUnknown
+    from taltasks.kube.gatesource import ApiKubeSource
+
+    world = make_world()
+    with connect(world.kubeconfig_path) as client:
+        source = ApiKubeSource(client, watch_seconds=2)
+        nodes_ = source.list(ResourceQuery("v1", "Node"))
+        assert len(nodes_) == 6 and nodes_[0]["kind"] == "Node" and nodes_[0]["apiVersion"] == "v1"
+        pods = source.list(
+            ResourceQuery("v1", "Pod", namespace="database", label_selector="cnpg.io/instanceRole=primary")
+        )
+        assert sorted(p["metadata"]["name"] for p in pods) == ["immich-1", "postgres-1"]
+        ceph_obj = source.get(
+            ResourceQuery("ceph.rook.io/v1", "CephCluster", namespace="rook-ceph", name="rook-ceph")
+        )
+        assert ceph_obj["status"]["ceph"]["health"] == "HEALTH_OK"
+        assert (
+            source.get(ResourceQuery("policy/v1", "PodDisruptionBudget", namespace="rook-ceph", name="nope"))
+            is None
+        )
+        assert len(source.list(ResourceQuery("apps/v1", "DaemonSet"))) == 1
+        with pytest.raises(ResourceTypeUnknown):
+            source.list(ResourceQuery("example.com/v1", "Widget"))
+        with pytest.raises(ResourceTypeUnknown):
+            source.list(ResourceQuery("v1", "Frobnicator"))
+        wake = threading.Event()
+        unsubscribe = source.subscribe([ResourceQuery("v1", "Node", name="worker-2")], wake)
+        assert wake.wait(5)  # the initial list
+        wake.clear()
+        set_node_ready(world.store, "worker-2", False)
+        assert wake.wait(5)
+        unsubscribe()
