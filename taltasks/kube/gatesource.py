@@ -1,0 +1,179 @@
+"""The gate engine's ``KubeSource`` over a real API connection.
+
+:mod:`taltasks.gates.sources` declares what gates read: any kind by ``apiVersion`` and
+``kind`` as plain dicts, plus a ``subscribe`` that wakes the engine on changes.
+:class:`ApiKubeSource` provides exactly that over a :class:`~taltasks.kube.client.KubeClient`:
+kinds are resolved through API discovery (cached; a kind the server does not serve raises
+``ResourceTypeUnknown``, which gates count as a failed check), objects are read through the
+client's generic custom-object calls (named groups) or its core calls, and every
+subscription is a :func:`~taltasks.kube.watch.follow` loop on its own daemon thread that
+sets the wake event after each change, re-list included.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from taltasks.errors import TaltasksError
+from taltasks.kube.client import KubeApiError, KubeClient
+from taltasks.kube.watch import follow
+
+SUBSCRIPTION_WATCH_SECONDS = 30  # a subscription re-watches this often (and notices unsubscribe)
+
+
+@dataclass(frozen=True)
+class _Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def snake(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
+
+
+def _unknown(message: str) -> Exception:
+    from taltasks.gates.sources import ResourceTypeUnknown
+
+    return ResourceTypeUnknown(message)
+
+
+class ApiKubeSource:
+    """``KubeSource`` for the gate engine, backed by the Kubernetes API."""
+
+    def __init__(self, client: KubeClient, *, watch_seconds: int = SUBSCRIPTION_WATCH_SECONDS) -> None:
+        self.client = client
+        self.watch_seconds = watch_seconds
+        self._resources: dict[tuple[str, str], _Resource] = {}
+        self._lock = threading.Lock()
+
+    # ---- discovery --------------------------------------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> _Resource:
+        with self._lock:
+            cached = self._resources.get((api_version, kind))
+        if cached is not None:
+            return cached
+        group, _, version = api_version.rpartition("/")
+        try:
+            if group:
+                doc = self.client.call(
+                    f"discover {api_version}", self.client.custom.get_api_resources, group, version
+                )
+            else:
+                doc = self.client.call(f"discover {api_version}", self.client.core.get_api_resources)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                raise _unknown(f"the API server does not serve {api_version}") from None
+            raise
+        for entry in (doc or {}).get("resources") or []:
+            if entry.get("kind") == kind and "/" not in entry.get("name", ""):
+                found = _Resource(group, version, kind, entry["name"], bool(entry.get("namespaced")))
+                with self._lock:
+                    self._resources[(api_version, kind)] = found
+                return found
+        raise _unknown(f"the API server does not serve {kind} in {api_version}")
+
+    def _list_call(self, res: _Resource, namespace: str | None) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        custom, core = self.client.custom, self.client.core
+        ns = namespace if res.namespaced else None
+        if res.group:
+            if ns:
+                return custom.list_namespaced_custom_object, (res.group, res.version, ns, res.plural)
+            return custom.list_cluster_custom_object, (res.group, res.version, res.plural)
+        if not res.namespaced:
+            return getattr(core, f"list_{res.snake}"), ()
+        if ns:
+            return getattr(core, f"list_namespaced_{res.snake}"), (ns,)
+        return getattr(core, f"list_{res.snake}_for_all_namespaces"), ()
+
+    # ---- KubeSource -------------------------------------------------------------------------
+
+    def list(self, query: Any) -> list[dict[str, Any]]:
+        res = self._resource(query.api_version, query.kind)
+        fn, args = self._list_call(res, query.namespace)
+        kwargs = {"label_selector": query.label_selector} if query.label_selector else {}
+        body = self.client.call(f"list {query.describe()}", fn, *args, **kwargs)
+        items = list((body or {}).get("items") or [])
+        for item in items:  # typed lists leave these out of their items
+            item.setdefault("apiVersion", query.api_version)
+            item.setdefault("kind", query.kind)
+        return items
+
+    def get(self, query: Any) -> dict[str, Any] | None:
+        res = self._resource(query.api_version, query.kind)
+        custom, core = self.client.custom, self.client.core
+        ns = query.namespace if res.namespaced else None
+        if res.group:
+            fn, args = (
+                (custom.get_namespaced_custom_object, (res.group, res.version, ns, res.plural, query.name))
+                if ns
+                else (custom.get_cluster_custom_object, (res.group, res.version, res.plural, query.name))
+            )
+        elif ns:
+            fn, args = getattr(core, f"read_namespaced_{res.snake}"), (query.name, ns)
+        else:
+            fn, args = getattr(core, f"read_{res.snake}"), (query.name,)
+        try:
+            obj = self.client.call(f"read {query.describe()}", fn, *args)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        obj.setdefault("apiVersion", query.api_version)
+        obj.setdefault("kind", query.kind)
+        return obj
+
+    def subscribe(self, queries: Sequence[Any], wake: threading.Event) -> Callable[[], None]:
+        stop = threading.Event()
+        threads = []
+        for query in queries:
+            res = self._resource(query.api_version, query.kind)
+            fn, args = self._list_call(res, query.namespace)
+            kwargs: dict[str, Any] = {}
+            if query.label_selector:
+                kwargs["label_selector"] = query.label_selector
+            if query.name:
+                kwargs["field_selector"] = f"metadata.name={query.name}"
+            thread = threading.Thread(
+                target=self._follow,
+                args=(fn, args, kwargs, wake, stop),
+                name=f"gate-watch-{query.kind}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+
+        def unsubscribe() -> None:
+            stop.set()
+
+        return unsubscribe
+
+    def _follow(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wake: threading.Event,
+        stop: threading.Event,
+    ) -> None:
+        import time
+
+        while not stop.is_set():
+            try:
+                deadline = time.monotonic() + self.watch_seconds
+                for _ in follow(
+                    self.client, fn, *args, deadline=deadline, server_timeout=self.watch_seconds, **kwargs
+                ):
+                    if stop.is_set():
+                        return
+                    wake.set()
+            except TaltasksError:
+                wake.set()  # the engine's next read reports the failure
+                stop.wait(1.0)
