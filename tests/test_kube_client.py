@@ -457,8 +457,8 @@ def test_wait_until_reports_last_state(make_world):
 
 
 def test_api_kube_source_reads_any_kind_and_wakes_on_change(make_world):
-    from taltasks.gates.sources import ResourceQuery, ResourceTypeUnknown
     from taltasks.gates.kubesource import ApiKubeSource
+    from taltasks.gates.sources import ResourceQuery, ResourceTypeUnknown
 
     world = make_world()
     with connect(world.kubeconfig_path) as client:

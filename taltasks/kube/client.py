@@ -184,8 +184,9 @@ def api_error(exc: Any, what: str, server: str) -> KubeApiError:
 def connect(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> KubeClient:
     """A client for ``context`` (default: the kubeconfig's current context)."""
     import yaml
-    from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
+
+    from kubernetes import config
 
     path = kubeconfig_path(kubeconfig)
     try:

@@ -53,9 +53,10 @@ def follow(
 ) -> Iterator[WatchUpdate]:
     """List then watch ``list_fn(*args, **kwargs)`` (a client ``list_*`` method, typed or
     custom-object) until the monotonic ``deadline``; yield after every change."""
-    from kubernetes import watch
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
+
+    from kubernetes import watch
 
     def relist() -> tuple[dict[str, dict[str, Any]], str]:
         body = client.call("list objects", list_fn, *args, **kwargs)

@@ -141,7 +141,29 @@ class SimWorld:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> SimWorld:
+        from taltasks.sim.coupling import Coupling
+        from taltasks.sim.kubeworld import KubeWorld
+
+        # the Kubernetes side is validated and built first (scenario errors name file:line
+        # before anything listens); it starts with the nodes, or at bootstrap for a fresh cluster
+        self.kube = KubeWorld.from_scenario(
+            self.scenario.doc,
+            host=self.api_address,
+            port=addresses.KUBE_PORT,
+            ca=self.talos.secrets.k8s_ca,
+            recorder=self.recorder,
+            nodes=[(s.hostname, s.ip, s.control_plane) for s in self.specs],
+            register_nodes=False,
+            start=False,
+            kubernetes_version=self.scenario.kubernetes_version,
+            talos_version=self.scenario.talos_version,
+            zones={s.hostname: s.zone for s in self.specs if s.zone},
+        )
+        if not self.scenario.maintenance:
+            self.kube.start()
         self.talos.start()
+        self.coupling = Coupling(self.talos, self.kube, started=not self.scenario.maintenance)
+        self.coupling.attach()
         for name, faults in self.scenario.talos_faults.items():
             self.talos.node(name).set_faults(**faults)
         if self.files:
@@ -149,9 +171,9 @@ class SimWorld:
         return self
 
     def stop(self) -> None:
-        if self.kube is not None:
-            self.kube.stop()
         self.talos.stop()
+        if self.api_running:
+            self.kube.stop()
         self.recorder.record("sim.stopped")
         self.recorder.close()
 
@@ -168,6 +190,8 @@ class SimWorld:
         # like talhelper: endpoints are the control planes, default nodes are every node
         cfg = self.talos.talosconfig(nodes=[n.ip for n in self.talos.nodes])
         _write_private(self.files.talosconfig, cfg.to_yaml())
+        if self.kube is not None:
+            _write_private(self.files.kubeconfig, self.kube.kubeconfig(self.scenario.name))
 
     def status(self) -> dict[str, Any]:
         nodes = [
@@ -187,11 +211,16 @@ class SimWorld:
             "cluster": self.scenario.name,
             "subnet": self.subnet,
             "kubernetes_api": f"https://{self.api_address}:{addresses.KUBE_PORT}"
-            if self.kube is not None
+            if self.api_running
             else None,
             "etcd_members": sorted(m.hostname for m in self.talos.etcd.members.values()),
             "nodes": nodes,
         }
+
+    @property
+    def api_running(self) -> bool:
+        coupling = getattr(self, "coupling", None)
+        return coupling is not None and coupling.started
 
     def set_talos_faults(self, node: str, **faults: bool) -> None:
         self.talos.node(node).set_faults(**faults)

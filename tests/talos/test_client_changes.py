@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 import yaml
@@ -14,16 +13,7 @@ from taltasks.talos import actions
 from taltasks.talos.client import TalosClient
 from taltasks.talos.config import Context
 from taltasks.talos.results import TalosCallError
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from waiting import wait_until
 
 
 def node_config(world, name, *, version="v1.11.5"):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from test_client_changes import wait_until
 
 from simtalos import ips
 from taltasks.errors import InputError, OperationFailed
 from taltasks.events import Collector, Emitter
 from taltasks.talos.discovery import members, resolve
 from taltasks.workflows import etcd as wf
+from waiting import wait_until
 
 
 def cps(world):
