@@ -88,3 +88,44 @@ def demo_key_warning(root: Path, addresses: Iterable[str], secret_files: Iterabl
         f"have real addresses ({', '.join(real[:3])}{'…' if len(real) > 3 else ''}); anyone with this "
         "checkout can read them. Replace the key and re-encrypt (docs/configure.md, 'Your own age key')."
     )
+
+
+def _candidate_identities(root: Path) -> list[str]:
+    """Every private key sops could use here, in sops' own order, plus the demo key."""
+    texts = []
+    if os.environ.get("SOPS_AGE_KEY_FILE"):
+        path = Path(os.environ["SOPS_AGE_KEY_FILE"]).expanduser()
+        if path.is_file():
+            texts.append(path.read_text(encoding="utf-8"))
+    if os.environ.get("SOPS_AGE_KEY"):
+        texts.append(os.environ["SOPS_AGE_KEY"])
+    default = Path.home() / ".config" / "sops" / "age" / "keys.txt"
+    if default.is_file():
+        texts.append(default.read_text(encoding="utf-8"))
+    demo = root / DEMO_KEY
+    if demo.is_file():
+        texts.append(demo.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(k for t in texts for k in _SECRET.findall(t)))
+
+
+def key_for_flux(root: Path) -> bytes:
+    """The age key file Flux needs in-cluster (secret ``flux-system/sops-age``): every
+    identity available here whose recipient ``.sops.yaml`` names — never a key the
+    repository does not encrypt to."""
+    from taltasks.errors import InputError
+
+    wanted = set(recipients_in(root / ".sops.yaml"))
+    if not wanted:
+        raise InputError(
+            "no age recipients in .sops.yaml",
+            where=".sops.yaml",
+            hint="add a creation rule with your age public key",
+        )
+    chosen = [k for k in _candidate_identities(root) if public_key_of(k)[0] in wanted]
+    if not chosen:
+        raise InputError(
+            "none of the available age keys matches a recipient of .sops.yaml",
+            where=".sops.yaml",
+            hint="set SOPS_AGE_KEY_FILE to the key file whose public key .sops.yaml lists",
+        )
+    return ("\n".join(chosen) + "\n").encode()

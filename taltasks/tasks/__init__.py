@@ -14,6 +14,7 @@ from invoke import Collection, Task
 
 MODULES: tuple[str, ...] = (
     "configure",
+    "bootstrap",
     "talos_genconfig",
     "sim",
     "talos_read",

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke import Exit, task
 
 from taltasks.errors import InputError, TaltasksError
+
+if TYPE_CHECKING:
+    from taltasks.events import Emitter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,3 +85,14 @@ def confirm(question: str, *, yes: bool) -> None:
     answer = input(f"{question} [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
         raise InputError("aborted: nothing was changed")
+
+
+@contextmanager
+def reporting(json: bool = False) -> Iterator[Emitter]:
+    """The run's event emitter with this terminal's reporter (live view, plain lines, or
+    JSON lines with ``--json``), closed — and the live view torn down — when the task ends."""
+    from taltasks.events import Emitter
+    from taltasks.ui.reporters import make_reporter
+
+    with make_reporter(json_lines=json) as reporter:
+        yield Emitter(reporter)

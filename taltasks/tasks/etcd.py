@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command
+from taltasks.tasks._cli import command, reporting
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, error_row, fail_if_errors
 
 COLLECTION = "etcd"
@@ -117,13 +117,10 @@ def snapshot(c, path, node=None, talosconfig=None, context=None, endpoints=None,
     import json as jsonlib
     from pathlib import Path
 
-    from taltasks.events import Emitter
     from taltasks.talos.discovery import resolve
-    from taltasks.ui.reporters import make_reporter
     from taltasks.workflows import etcd as wf
 
-    emitter = Emitter(make_reporter(json_lines=json))
-    with client(talosconfig, context, endpoints, nodes) as tc:
+    with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
         source = resolve(tc, node).ip if node else wf.pick_snapshot_source(wf.survey(tc, _control_planes(tc)))
         result = wf.snapshot(tc, Path(path), source, emitter)
     if json:
@@ -146,13 +143,10 @@ def remove_member(
     c, member, force=False, yes=False, talosconfig=None, context=None, endpoints=None, nodes=None, json=False
 ):
     """Remove a dead member from etcd; refuses when it is still healthy or quorum would break."""
-    from taltasks.events import Emitter
     from taltasks.tasks._cli import confirm
-    from taltasks.ui.reporters import make_reporter
     from taltasks.workflows import etcd as wf
 
-    emitter = Emitter(make_reporter(json_lines=json))
-    with client(talosconfig, context, endpoints, nodes) as tc:
+    with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
         s = wf.survey(tc, _control_planes(tc))
         plan = wf.plan_removal(s, member, force=force)
         t = plan.target

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command
+from taltasks.tasks._cli import command, reporting
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client
 
 COLLECTION = "talos"
@@ -17,13 +17,10 @@ JSON_HELP = {"json": "report progress as JSON lines"}
 )
 def reboot_node(c, node, timeout=900, talosconfig=None, context=None, endpoints=None, nodes=None, json=False):
     """Reboot a node and wait until it is back running and ready with a new boot id."""
-    from taltasks.events import Emitter
     from taltasks.talos import actions
     from taltasks.talos.discovery import resolve
-    from taltasks.ui.reporters import make_reporter
 
-    emitter = Emitter(make_reporter(json_lines=json))
-    with client(talosconfig, context, endpoints, nodes) as tc:
+    with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
         target = resolve(tc, node)
         with emitter.step("reboot", f"rebooting {target.hostname} ({target.ip})", node=target.hostname):
             out = actions.reboot(tc, target.ip, timeout=float(timeout))
@@ -57,14 +54,11 @@ def reset_node(
 ):
     """Wipe a node (Talos reset). Refuses for a control plane whose loss would break etcd quorum."""
     from taltasks.errors import OperationFailed
-    from taltasks.events import Emitter
     from taltasks.talos.discovery import members, resolve
     from taltasks.tasks._cli import confirm
-    from taltasks.ui.reporters import make_reporter
     from taltasks.workflows import etcd as wf
 
-    emitter = Emitter(make_reporter(json_lines=json))
-    with client(talosconfig, context, endpoints, nodes) as tc:
+    with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
         known = members(tc)
         target = resolve(tc, node, known)
         if target.control_plane:

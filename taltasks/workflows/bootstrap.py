@@ -1,0 +1,406 @@
+"""Bring up a new cluster from machines in maintenance mode — in stages that each know
+whether they are already done, so an interrupted bootstrap just runs again.
+
+    configs     apply each node's generated config (nodes still in maintenance mode only)
+    etcd        bootstrap etcd on the first control plane, exactly once
+    kubeconfig  fetch the admin kubeconfig into the repository (or merge it into $KUBECONFIG)
+    api         wait for the Kubernetes API and a Node for every machine
+    cni         install Cilium from the repository's own HelmRelease (talos.install-cni)
+    secrets     namespaces and the SOPS age secret Flux decrypts with
+    flux        (optional) the repository's Flux bootstrap manifests
+
+"Done" is decided by looking at the cluster, never by trusting a local file alone: a node
+that answers with our talosconfig is configured; etcd with members is bootstrapped (and a
+``Bootstrap`` that answers AlreadyExists counts as done); the kubeconfig is there and works.
+Every stage reports through events and is written to the journal (``.taltasks/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taltasks.errors import ConnectionFailed, InputError, OperationFailed, TaltasksError
+from taltasks.events import NULL, Emitter
+from taltasks.talos.client import TalosClient
+from taltasks.talos.config import Context, TalosConfig
+from taltasks.talos.results import TalosCallError
+
+STAGES = ("configs", "etcd", "kubeconfig", "api", "cni", "secrets", "flux")
+SOPS_SECRET = ("flux-system", "sops-age")
+
+
+@dataclass
+class BootstrapOptions:
+    root: Path
+    talosconfig: Path | None = None
+    kubeconfig_out: Path | None = None  # default: <root>/kubeconfig
+    merge_kubeconfig: bool = False  # merge into $KUBECONFIG / ~/.kube/config instead
+    flux: bool = False
+    until: str | None = None  # stop after this stage
+    timeout: float = 600.0  # per waiting stage
+    poll: float = 0.25
+    namespaces: tuple[str, ...] = ("flux-system",)
+
+
+@dataclass
+class BootstrapRun:
+    options: BootstrapOptions
+    emitter: Emitter = NULL
+    cluster: Any = None
+    talos: TalosClient | None = None
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    _kube: Any = None
+
+    # ---- shared plumbing ------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.options.root
+
+    def kubeconfig_path(self) -> Path:
+        if self.options.merge_kubeconfig:
+            from taltasks.talos.kubeconfig import default_path
+
+            return default_path()
+        return self.options.kubeconfig_out or self.root / "kubeconfig"
+
+    def kube(self):
+        if self._kube is None:
+            from taltasks.kube.client import connect
+
+            self._kube = connect(self.kubeconfig_path())
+        return self._kube
+
+    def wait(self, what: str, probe: Callable[[], Any], *, node: str | None = None) -> Any:
+        """Poll ``probe`` (truthy = done) until the stage timeout; say what we wait for and
+        the last thing we saw when it does not come."""
+        deadline = time.monotonic() + self.options.timeout
+        last = "nothing yet"
+        announced = False
+        while True:
+            try:
+                value = probe()
+                if value:
+                    return value
+            except TaltasksError as exc:
+                last = str(exc)
+            if not announced:
+                self.emitter.emit("gate.waiting", f"waiting for {what}", node=node)
+                announced = True
+            if time.monotonic() >= deadline:
+                raise OperationFailed(
+                    f"timed out after {self.options.timeout:.0f}s waiting for {what} (last seen: {last})",
+                    where=node,
+                )
+            time.sleep(self.options.poll)
+
+    def close(self) -> None:
+        if self.talos is not None:
+            self.talos.close()
+        if self._kube is not None:
+            self._kube.close()
+
+
+# ---- stages ---------------------------------------------------------------------------------
+
+
+def _node_configs(run: BootstrapRun) -> dict[str, bytes]:
+    """The generated config of each node, as ``invoke configure`` wrote it."""
+    from taltasks.workflows.configure import OUTPUT_DIR, output_name
+
+    out = {}
+    missing = []
+    for node in run.cluster.nodes:
+        path = run.root / OUTPUT_DIR / output_name(run.cluster, node)
+        if not path.exists():
+            missing.append(str(path.relative_to(run.root)))
+            continue
+        out[node.hostname] = path.read_bytes()
+    if missing:
+        raise InputError(
+            f"generated configs are missing: {', '.join(missing)}", hint="run `invoke configure` first"
+        )
+    return out
+
+
+def _answers_authenticated(run: BootstrapRun, ips: list[str]) -> dict[str, bool]:
+    assert run.talos is not None
+    try:
+        results = run.talos.version(ips, timeout=5)
+    except ConnectionFailed:
+        return dict.fromkeys(ips, False)
+    ok = {r.node: r.ok for r in results}
+    return {ip: ok.get(ip, False) for ip in ips}
+
+
+def _maintenance_stage(ip: str) -> str | None:
+    """What a node says about itself over the insecure maintenance API, or None."""
+    try:
+        with TalosClient.from_context(
+            Context("maintenance", endpoints=[ip]), insecure=True, connect_timeout=3
+        ) as m:
+            res = m.get("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime")
+            return (res.spec or {}).get("stage")
+    except TaltasksError:
+        return None
+
+
+def stage_configs(run: BootstrapRun) -> str | None:
+    nodes = run.cluster.nodes
+    answered = _answers_authenticated(run, [n.ip for n in nodes])
+    if all(answered.values()):
+        return "every node answers with the cluster's talosconfig"
+    configs = _node_configs(run)
+    for node in nodes:
+        if answered[node.ip]:
+            run.emitter.emit("node.skipped", "already configured", node=node.hostname)
+            continue
+        stage = run.wait(
+            f"{node.hostname} ({node.ip}) to answer in maintenance mode",
+            lambda n=node: _maintenance_stage(n.ip),
+            node=node.hostname,
+        )
+        if stage != "maintenance":
+            # installing or rebooting after an earlier run's apply: just wait for it below
+            run.emitter.emit(
+                "info", f"node is {stage}; waiting for it to come up configured", node=node.hostname
+            )
+            continue
+        with (
+            run.emitter.step(
+                "apply",
+                f"applying its config ({len(configs[node.hostname])} bytes) in maintenance mode",
+                node=node.hostname,
+            ),
+            TalosClient.from_context(Context("maintenance", endpoints=[node.ip]), insecure=True) as m,
+        ):
+            m.apply_configuration(configs[node.hostname], mode="auto")[0].unwrap("ApplyConfiguration")
+    for node in nodes:
+        run.wait(
+            f"{node.hostname} to boot configured",
+            lambda n=node: _answers_authenticated(run, [n.ip])[n.ip],
+            node=node.hostname,
+        )
+    return None
+
+
+def _etcd_members(run: BootstrapRun) -> list[str]:
+    assert run.talos is not None
+    for cp in run.cluster.control_planes:
+        [res] = run.talos.etcd_members([cp.ip])
+        if res.ok and res.value:
+            return sorted(m.hostname for m in res.value)
+    return []
+
+
+def stage_etcd(run: BootstrapRun) -> str | None:
+    assert run.talos is not None
+    members = _etcd_members(run)
+    if members:
+        return f"etcd is bootstrapped ({len(members)} members: {', '.join(members)})"
+    first = run.cluster.control_planes[0]
+    with run.emitter.step("bootstrap", "bootstrapping etcd", node=first.hostname):
+        try:
+            run.talos.bootstrap(node=first.ip)
+        except TalosCallError as exc:
+            if exc.code != "ALREADY_EXISTS":
+                raise
+            run.emitter.emit("info", "etcd was already bootstrapped (AlreadyExists)", node=first.hostname)
+    want = sorted(n.hostname for n in run.cluster.control_planes)
+    run.wait(f"every control plane to join etcd ({', '.join(want)})", lambda: _etcd_members(run) == want)
+    return None
+
+
+def _kubeconfig_works(run: BootstrapRun) -> bool:
+    path = run.kubeconfig_path()
+    if not path.exists():
+        return False
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return False
+    servers = [c.get("cluster", {}).get("server") for c in doc.get("clusters") or []]
+    return run.cluster.endpoint in servers
+
+
+def stage_kubeconfig(run: BootstrapRun) -> str | None:
+    assert run.talos is not None
+    if _kubeconfig_works(run):
+        return f"{run.kubeconfig_path()} already holds this cluster's kubeconfig"
+    from taltasks.talos.kubeconfig import merge_into, write_new
+
+    first = run.cluster.control_planes[0]
+    with run.emitter.step(
+        "kubeconfig", f"fetching the admin kubeconfig into {run.kubeconfig_path()}", node=first.hostname
+    ):
+        text = run.talos.kubeconfig(node=first.ip)
+        if run.options.merge_kubeconfig:
+            merge_into(text)
+        else:
+            write_new(text, run.kubeconfig_path(), force=True)
+    return None
+
+
+def stage_api(run: BootstrapRun) -> str | None:
+    names = {n.hostname for n in run.cluster.nodes}
+
+    def registered() -> bool:
+        from taltasks.kube.nodes import list_nodes
+
+        return names <= {n.name for n in list_nodes(run.kube())}
+
+    run.wait(f"the Kubernetes API and a Node for each of {len(names)} machines", registered)
+    return None
+
+
+def stage_cni(run: BootstrapRun) -> str | None:
+    try:
+        from taltasks.workflows.cni import install_cni
+    except ImportError:  # pragma: no cover - the CNI workflow ships with taltasks
+        raise OperationFailed("this taltasks has no CNI installer") from None
+    result = install_cni(run.kube(), run.root, emitter=run.emitter, timeout=run.options.timeout)
+    changed = getattr(result, "changed", None)
+    return None if changed is None or changed else "the CNI is installed and rolled out"
+
+
+def _age_key(run: BootstrapRun) -> bytes:
+    from taltasks.secrets import age
+
+    return age.key_for_flux(run.root)
+
+
+def stage_secrets(run: BootstrapRun) -> str | None:
+    from taltasks.kube.client import KubeApiError
+
+    kube = run.kube()
+    key = _age_key(run)
+    want = hashlib.sha256(key).hexdigest()
+    ns, name = SOPS_SECRET
+    existing_ns = {
+        item["metadata"]["name"] for item in kube.call("list namespaces", kube.core.list_namespace)["items"]
+    }
+    secret = None
+    if ns in existing_ns:
+        try:
+            secret = kube.call(f"read secret {ns}/{name}", kube.core.read_namespaced_secret, name, ns)
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+    if (
+        all(n in existing_ns for n in run.options.namespaces)
+        and secret is not None
+        and (secret.get("metadata", {}).get("annotations") or {}).get("taltasks.dev/sha256") == want
+    ):
+        return f"namespaces exist and secret {ns}/{name} holds the current age key"
+    import base64
+
+    for n in run.options.namespaces:
+        if n not in existing_ns:
+            with run.emitter.step("namespace", f"creating namespace {n}"):
+                kube.call(
+                    f"create namespace {n}",
+                    kube.core.create_namespace,
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}},
+                )
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "annotations": {"taltasks.dev/sha256": want}},
+        "type": "Opaque",
+        "data": {"age.agekey": base64.b64encode(key).decode()},
+    }
+    with run.emitter.step("secret", f"storing the SOPS age key as secret {ns}/{name}"):
+        if secret is None:
+            kube.call(f"create secret {ns}/{name}", kube.core.create_namespaced_secret, ns, body)
+        else:
+            body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+            kube.call(f"replace secret {ns}/{name}", kube.core.replace_namespaced_secret, name, ns, body)
+    return None
+
+
+def stage_flux(run: BootstrapRun) -> str | None:
+    if not run.options.flux:
+        return "not asked for (--flux)"
+    from taltasks.workflows.cni import apply_manifests
+
+    folder = run.root / "kubernetes" / "flux"
+    if not folder.is_dir():
+        raise InputError(
+            "no Flux bootstrap manifests",
+            where=str(folder.relative_to(run.root)),
+            hint="put the flux-system manifests there, or run without --flux",
+        )
+    files = sorted(folder.rglob("*.yaml"))
+    result = apply_manifests(run.kube(), files, emitter=run.emitter)
+    changed = getattr(result, "changed", None)
+    return None if changed is None or changed else "the Flux manifests are applied and unchanged"
+
+
+RUNNERS: dict[str, Callable[[BootstrapRun], str | None]] = {
+    "configs": stage_configs,
+    "etcd": stage_etcd,
+    "kubeconfig": stage_kubeconfig,
+    "api": stage_api,
+    "cni": stage_cni,
+    "secrets": stage_secrets,
+    "flux": stage_flux,
+}
+
+
+def bootstrap(options: BootstrapOptions, emitter: Emitter = NULL) -> BootstrapRun:
+    """Run every stage in order (up to ``options.until``), skipping those already done."""
+    from taltasks.model import load_cluster
+    from taltasks.repo import talosconfig_path
+    from taltasks.workflows.journal import Journal
+
+    if options.until is not None and options.until not in STAGES:
+        raise InputError(f"unknown stage {options.until!r}", hint=f"stages: {', '.join(STAGES)}")
+    run = BootstrapRun(options, emitter)
+    run.cluster = load_cluster(options.root)
+    if not run.cluster.control_planes:
+        raise InputError("the cluster has no control plane", where="talos/talconfig.yaml")
+    tc_path = talosconfig_path(options.root, options.talosconfig)
+    cfg = TalosConfig.load(tc_path)
+    run.talos = TalosClient.from_context(cfg.context())
+    emitter.emit(
+        "plan",
+        f"bootstrap {run.cluster.name}: {len(run.cluster.control_planes)} control planes, {len(run.cluster.workers)} workers",
+        stages=list(STAGES),
+    )
+    # the journal finishes itself: completed, failed, or interrupted (Ctrl-C)
+    with Journal.open(options.root, "bootstrap", meta={"cluster": run.cluster.name}) as journal:
+        try:
+            for stage in STAGES:
+                journal.step(None, stage, "started")
+                emitter.emit("step.started", f"stage {stage}", step=stage)
+                try:
+                    already = RUNNERS[stage](run)
+                except BaseException as exc:
+                    journal.step(None, stage, "failed", error=str(exc))
+                    raise
+                if already:
+                    run.skipped.append(stage)
+                    journal.step(None, stage, "skipped", reason=already)
+                    emitter.emit("node.skipped", f"stage {stage}: {already}", step=stage)
+                else:
+                    run.done.append(stage)
+                    journal.step(None, stage, "done")
+                    emitter.emit("step.done", f"stage {stage}", step=stage)
+                if stage == options.until:
+                    journal.note(f"stopped after stage {stage} as asked")
+                    emitter.emit("summary", f"stopped after stage {stage} as asked; run again to continue")
+                    return run
+            emitter.emit(
+                "summary", f"cluster {run.cluster.name} is bootstrapped", done=run.done, skipped=run.skipped
+            )
+        finally:
+            run.close()
+    return run
