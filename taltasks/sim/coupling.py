@@ -40,7 +40,6 @@ class Coupling:
         self.kube = kube
         self.started = started
         self._lock = threading.RLock()
-        self._registered: set[str] = set()
 
     def attach(self) -> None:
         for node in self.talos.nodes:
@@ -81,7 +80,9 @@ class Coupling:
     def _up(self, node: SimNode) -> None:
         version = kubelet_version(node, self.talos.kubernetes_version)
         with self._lock:
-            if node.hostname not in self._registered:
+            # like a kubelet: register when our Node object does not exist (first boot, or
+            # someone deleted it while the machine was being replaced)
+            if self.kube.store.try_get("nodes", node.hostname) is None:
                 zone = self.kube.zones.get(node.hostname)
                 register_node(
                     self.kube.store,
@@ -93,19 +94,18 @@ class Coupling:
                     os_image=os_image_for(node.version),
                     boot_id=node.boot_id,
                 )
-                self._registered.add(node.hostname)
                 return
-        set_node_ready(
-            self.kube.store,
-            node.hostname,
-            True,
-            kubelet_version=version,
-            os_image=os_image_for(node.version),
-            boot_id=node.boot_id,
-        )
+            set_node_ready(
+                self.kube.store,
+                node.hostname,
+                True,
+                kubelet_version=version,
+                os_image=os_image_for(node.version),
+                boot_id=node.boot_id,
+            )
 
     def _down(self, node: SimNode) -> None:
         with self._lock:
-            if node.hostname not in self._registered:
+            if self.kube.store.try_get("nodes", node.hostname) is None:
                 return
-        set_node_ready(self.kube.store, node.hostname, False)
+            set_node_ready(self.kube.store, node.hostname, False)

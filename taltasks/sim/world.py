@@ -222,6 +222,10 @@ class SimWorld:
         coupling = getattr(self, "coupling", None)
         return coupling is not None and coupling.started
 
+    def replace_machine(self, node: str) -> None:
+        """Swap the hardware at ``node``'s address for a fresh machine in maintenance mode."""
+        self.talos.node(node).replace_hardware()
+
     def set_talos_faults(self, node: str, **faults: bool) -> None:
         self.talos.node(node).set_faults(**faults)
 

@@ -152,3 +152,97 @@ def dmesg(c, node, follow=False, tail=False, talosconfig=None, context=None, end
         for chunk in tc.dmesg(node=target, follow=follow, tail=tail):
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()
+
+
+@command(
+    name="replace-node",
+    help={
+        "node": "the node to replace (hostname from talconfig.yaml)",
+        "root": "the checkout (default: found from the current directory)",
+        "force": "remove its etcd member even though it still looks healthy",
+        "maintenance_ip": "where the new machine answers in maintenance mode (default: the node's address)",
+        "talosconfig": "talosconfig (default: the checkout's)",
+        "kubeconfig": "kubeconfig (default: the checkout's)",
+        "timeout": "seconds each waiting step may take",
+        "yes": "do not ask for confirmation",
+        "json": "report progress as JSON lines",
+    },
+)
+def replace_node(
+    c,
+    node,
+    root=None,
+    force=False,
+    maintenance_ip=None,
+    talosconfig=None,
+    kubeconfig=None,
+    timeout=900,
+    yes=False,
+    json=False,
+):
+    """Replace a node safely: remove its etcd member, reset/forget the old one, install the new."""
+    from pathlib import Path
+
+    from taltasks.tasks._cli import confirm, repo_root
+    from taltasks.workflows.replace import ReplaceOptions
+    from taltasks.workflows.replace import replace_node as run
+
+    options = ReplaceOptions(
+        root=repo_root(root),
+        node=node,
+        force=force,
+        maintenance_ip=maintenance_ip,
+        talosconfig=Path(talosconfig) if talosconfig else None,
+        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        timeout=float(timeout),
+    )
+    confirm(
+        f"Replace {node}: remove its etcd member, reset or forget the old machine, install the new one?",
+        yes=yes,
+    )
+    with reporting(json) as emitter:
+        run(options, emitter)
+
+
+@command(
+    name="diff-config",
+    help={
+        "node": "only this node (hostname or IP; default: every node)",
+        "root": "the checkout (default: found from the current directory)",
+        "talosconfig": "talosconfig (default: the checkout's)",
+        "exit_code": "exit non-zero when any node differs (for CI)",
+        "json": "print {node, changed, diff} objects",
+    },
+)
+def diff_config(c, node=None, root=None, talosconfig=None, exit_code=False, json=False):
+    """Running machine config of each node vs the generated one; secret values masked."""
+    import json as jsonlib
+
+    from taltasks.errors import OperationFailed
+    from taltasks.tasks._cli import repo_root
+    from taltasks.workflows.diffconfig import diff_nodes
+
+    results = diff_nodes(repo_root(root), node=node, talosconfig=talosconfig)
+    if json:
+        print(
+            jsonlib.dumps(
+                [
+                    {"node": r.node, "changed": bool(r.diff), "diff": r.diff, "error": r.error}
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for r in results:
+            if r.error:
+                print(f"# {r.node}: {r.error}")
+            elif r.diff:
+                print(r.diff, end="" if r.diff.endswith("\n") else "\n")
+            else:
+                print(f"# {r.node}: no differences")
+    differing = [r.node for r in results if r.diff or r.error]
+    if exit_code and differing:
+        raise OperationFailed(
+            f"{len(differing)} node(s) differ from the generated config: {', '.join(differing)}"
+        )

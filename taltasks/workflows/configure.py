@@ -12,9 +12,7 @@ nothing and every mtime stays put.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from taltasks.errors import InputError
 from taltasks.events import NULL, Emitter
 from taltasks.machineconfig.contract import VersionContract
+from taltasks.machineconfig.diff import redact
 from taltasks.machineconfig.render import Renderer
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.validate import schema_note
@@ -61,25 +60,6 @@ class FileChange:
                 tofile=f"b/{self.relpath}",
             )
         )
-
-
-_SECRET_LINE = re.compile(
-    r"^(\s*(?:-\s+)?(?:key|token|secret|id|crt|ca|secretboxEncryptionSecret|aescbcEncryptionSecret)"
-    r":\s+)(\S.*)$",
-    re.M,
-)
-
-
-def redact(text: str) -> str:
-    """Hide secret values in text shown to a terminal or log, keeping changes visible."""
-
-    def fingerprint(m: re.Match[str]) -> str:
-        value = m[2].strip("'\"")
-        if not value:
-            return m[0]
-        return f"{m[1]}<redacted sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}>"
-
-    return _SECRET_LINE.sub(fingerprint, text)
 
 
 @dataclass

@@ -137,9 +137,9 @@ class SimTalosCluster:
             # a running cluster: every control plane is an etcd member already
             cps = [n for n in self.nodes if n.control_plane]
             if cps:
-                self.etcd.bootstrap(cps[0].hostname, cps[0].ip)
+                self.etcd.bootstrap(cps[0].hostname, cps[0].ip, cps[0].member_id)
                 for n in cps[1:]:
-                    self.etcd.join(n.hostname, n.ip)
+                    self.etcd.join(n.hostname, n.ip, n.member_id)
         for n in self.nodes:
             n.start(immediate=True)
         self.recorder.record(
@@ -199,17 +199,29 @@ class SimTalosCluster:
     # ---- etcd ----------------------------------------------------------------------------------
 
     def etcd_node_booted(self, node: SimNode) -> None:
+        from taltasks.sim.talos.etcd import JoinConflict
+
         if self.etcd.bootstrapped:
-            self.etcd.join(node.hostname, node.ip)
+            existing = self.etcd.by_hostname(node.hostname)
+            try:
+                member = self.etcd.join(node.hostname, node.ip, node.member_id)
+            except JoinConflict as exc:
+                node.etcd_join_pending = True  # the etcd service keeps retrying the join
+                node.set_service("etcd", "Failed", False, f"failed to join etcd: {exc}")
+                self.recorder.record("etcd.join_refused", node=node.hostname, reason=str(exc))
+                return
             self.etcd.set_up(node.hostname, True)
+            if existing is None:
+                self.recorder.record("etcd.member_joined", node=node.hostname, member_id=f"{member.id:016x}")
         self.refresh_etcd_services()
 
     def bootstrap_etcd(self, node: SimNode) -> None:
-        self.etcd.bootstrap(node.hostname, node.ip)
+        self.etcd.bootstrap(node.hostname, node.ip, node.member_id)
         self.recorder.record("etcd.bootstrapped", node=node.hostname)
         for other in self.control_planes:
             if other is not node and other.stage == Stage.RUNNING and not other.maintenance:
-                self.etcd.join(other.hostname, other.ip)
+                member = self.etcd.join(other.hostname, other.ip, other.member_id)
+                self.recorder.record("etcd.member_joined", node=other.hostname, member_id=f"{member.id:016x}")
         self.refresh_etcd_services()
         for hook in list(self.etcd_bootstrap_hooks):
             hook(node)
@@ -219,6 +231,17 @@ class SimTalosCluster:
             if n.maintenance or not n.reachable:
                 continue
             member = self.etcd.by_hostname(n.hostname)
+            if member is None and getattr(n, "etcd_join_pending", False):
+                # the old member was removed: the retrying join now succeeds
+                n.etcd_join_pending = False
+                member = self.etcd.join(n.hostname, n.ip, n.member_id)
+                self.recorder.record("etcd.member_joined", node=n.hostname, member_id=f"{member.id:016x}")
+            if member is not None and member.machine and member.machine != n.member_id:
+                n.set_service(
+                    "etcd", "Failed", False, "failed to join etcd: the member belongs to another machine"
+                )
+                n.refresh_ready()
+                continue
             if member is None:
                 state = n.services.get("etcd")
                 if state is not None and state.state == "Finished":

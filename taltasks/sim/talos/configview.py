@@ -10,7 +10,6 @@ applied are kept verbatim for the MachineConfig resource and for diffs.
 from __future__ import annotations
 
 import base64
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,15 +151,9 @@ def needs_reboot(old: ConfigView, new: ConfigView) -> str | None:
     return None
 
 
-def render_without_comments(raw: bytes) -> str:
-    docs = [d for d in yaml.safe_load_all(raw.decode("utf-8")) if d is not None]
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
 def unified_diff(old: bytes | None, new: bytes) -> str:
-    """The diff Talos shows in a dry run: ``--- a`` / ``+++ b`` with hunks, or "No changes."."""
-    a = render_without_comments(old).splitlines(keepends=True) if old else []
-    b = render_without_comments(new).splitlines(keepends=True)
-    if a == b:
-        return "No changes."
-    return "".join(difflib.unified_diff(a, b, fromfile="a", tofile="b"))
+    """The diff Talos shows in a dry run: ``--- a`` / ``+++ b`` with hunks, or "No changes."
+    (machined shows values as they are; it is the client's job to mask them)."""
+    from taltasks.machineconfig.diff import unified
+
+    return unified(old, new, fromfile="a", tofile="b", masked=False) or "No changes."

@@ -16,11 +16,16 @@ import threading
 from dataclasses import dataclass, field
 
 
+class JoinConflict(Exception):
+    """A different machine already holds this member's name and peer URL."""
+
+
 @dataclass
 class Member:
     id: int
     hostname: str
     ip: str
+    machine: str = ""  # which physical machine joined as this member
     is_learner: bool = False
     up: bool = True
     fault_unhealthy: bool = False
@@ -59,22 +64,28 @@ class EtcdCluster:
             if mid not in self.members:
                 return mid
 
-    def bootstrap(self, hostname: str, ip: str) -> Member:
+    def bootstrap(self, hostname: str, ip: str, machine: str = "") -> Member:
         with self._lock:
-            member = Member(self._new_id(), hostname, ip)
+            member = Member(self._new_id(), hostname, ip, machine)
             self.members = {member.id: member}
             self.leader = member.id
             self.raft_term += 1
             return member
 
-    def join(self, hostname: str, ip: str) -> Member:
-        """Add (or return the existing) member for a booting control plane."""
+    def join(self, hostname: str, ip: str, machine: str = "") -> Member:
+        """Add (or return the existing) member for a booting control plane. A *different*
+        machine cannot take over an existing member: etcd refuses a second member with the
+        same peer URL, so a replaced node's old member must be removed first."""
         with self._lock:
             existing = self.by_hostname(hostname)
             if existing is not None:
+                if machine and existing.machine and existing.machine != machine:
+                    raise JoinConflict(
+                        f"etcd member {existing.id:016x} ({hostname}, {existing.peer_url}) belongs to another machine; remove it first"
+                    )
                 existing.ip, existing.up = ip, True
                 return existing
-            member = Member(self._new_id(), hostname, ip)
+            member = Member(self._new_id(), hostname, ip, machine)
             self.members[member.id] = member
             self.raft_index += 1
             if self.leader is None:

@@ -131,6 +131,7 @@ class SimNode:
         self._front: tlsbridge.TlsFront | None = None
         self._fault_changed = threading.Condition()
         self.member_id = uuid.uuid4().hex[:22]  # cluster discovery identity (Members resource)
+        self.etcd_join_pending = False  # etcd refused this machine's join; it keeps retrying
         if self.config is not None:
             self._adopt_config(self.config)
 
@@ -533,6 +534,24 @@ class SimNode:
                 if member.fault_unhealthy and self.cluster.etcd.leader == member.id:
                     self.cluster.etcd.forfeit(self.hostname)
             self.cluster.refresh_etcd_services()
+
+    def replace_hardware(self, version: str | None = None) -> None:
+        """The machine at this address is swapped for a new one that boots the installer ISO
+        into maintenance mode: no config, no faults, a new identity. What the old machine
+        was (an etcd member, a Node) stays in the cluster until someone removes it."""
+        self._unlisten()
+        self.events.reset()
+        self.resources.close()
+        with self._fault_changed:
+            self.faults = NodeFaults()
+            self._fault_changed.notify_all()
+        self.config = None
+        self.staged_config = None
+        self.busy = None
+        self.version = version or self.cluster.talos_version
+        self.member_id = uuid.uuid4().hex[:22]
+        self.record("talos.hardware_replaced", version=self.version)
+        self._boot(delays=False, actor="")
 
     def stop(self) -> None:
         self._unlisten()
