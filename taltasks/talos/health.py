@@ -5,9 +5,10 @@ was looked at and what was wrong, so a failure explains itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from taltasks.errors import TaltasksError
 from taltasks.talos.client import TalosClient
 from taltasks.talos.results import NodeResult
 
@@ -86,11 +87,7 @@ def run_checks(client: TalosClient, topology: Topology) -> list[Check]:
     for check in checks:
         try:
             out.append(check())
-        except Exception as exc:  # a check that cannot even run is a failed check, not a crash
-            from taltasks.errors import TaltasksError
-
-            if not isinstance(exc, TaltasksError):
-                raise
+        except TaltasksError as exc:  # a check that cannot even run is a failed check, not a crash
             out.append(Check(getattr(check, "__name__", "check"), False, str(exc)))
     return out
 
@@ -140,21 +137,25 @@ def _memory(client: TalosClient, topo: Topology) -> Check:
     return Check("all nodes memory sizes", not problems, "; ".join(problems) or "OK")
 
 
-def _disks(client: TalosClient, nodes: list[str]) -> Check:
-    problems = []
+def _per_node(
+    client: TalosClient, nodes: list[str], type_: str, id_: str
+) -> Iterator[tuple[str, dict, str | None]]:
+    """``(node, spec, error)`` for one runtime resource read from every node."""
     for n in nodes:
         try:
-            res = client.get("VolumeStatuses.block.talos.dev", "EPHEMERAL", namespace="runtime", node=n)
-        except Exception as exc:
-            from taltasks.errors import TaltasksError
-
-            if not isinstance(exc, TaltasksError):
-                raise
-            problems.append(f"{n}: {exc}")
+            res = client.get(type_, id_, namespace="runtime", node=n)
+        except TaltasksError as exc:
+            yield n, {}, str(exc)
             continue
-        size = int((res.spec or {}).get("size", 0))
-        if size < MIN_EPHEMERAL_BYTES:
-            problems.append(f"{n}: EPHEMERAL is {size / 1024**3:.1f} GiB")
+        yield n, res.spec or {}, None
+
+
+def _disks(client: TalosClient, nodes: list[str]) -> Check:
+    problems = []
+    for n, spec, error in _per_node(client, nodes, "VolumeStatuses.block.talos.dev", "EPHEMERAL"):
+        size = int(spec.get("size", 0))
+        if error or size < MIN_EPHEMERAL_BYTES:
+            problems.append(f"{n}: {error or f'EPHEMERAL is {size / 1024**3:.1f} GiB'}")
     return Check("all nodes disk sizes", not problems, "; ".join(problems) or "OK")
 
 
@@ -168,18 +169,10 @@ def _diagnostics(client: TalosClient, nodes: list[str]) -> Check:
 
 def _booted(client: TalosClient, nodes: list[str]) -> Check:
     problems = []
-    for n in nodes:
-        try:
-            ms = client.get("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime", node=n)
-        except Exception as exc:
-            from taltasks.errors import TaltasksError
-
-            if not isinstance(exc, TaltasksError):
-                raise
-            problems.append(f"{n}: {exc}")
-            continue
-        spec = ms.spec or {}
-        if spec.get("stage") != "running" or not (spec.get("status") or {}).get("ready"):
+    for n, spec, error in _per_node(client, nodes, "MachineStatuses.runtime.talos.dev", "machine"):
+        if error:
+            problems.append(f"{n}: {error}")
+        elif spec.get("stage") != "running" or not (spec.get("status") or {}).get("ready"):
             unmet = ", ".join(
                 f"{u.get('name')}: {u.get('reason')}"
                 for u in (spec.get("status") or {}).get("unmetConditions") or []

@@ -110,8 +110,9 @@ class Transport:
             return ConnectionFailed(f"cannot reach Talos endpoint {ep}: {err}", hint=_hint(err))
         return ConnectionFailed(f"cannot reach any Talos endpoint ({detail})", hint=_hint(detail))
 
-    def call(self, fn: Callable[[grpc.Channel], T]) -> T:
-        """Run ``fn`` against the current endpoint, failing over while endpoints are unreachable."""
+    def _failover(self, attempt: Callable[[grpc.Channel], T]) -> T:
+        """Run ``attempt`` on the current endpoint, then the next ones while endpoints turn
+        out unreachable (nothing reached them, so retrying elsewhere is always safe)."""
         errors: dict[str, str] = {}
         last: Exception | None = None
         for i in self._order():
@@ -119,7 +120,7 @@ class Transport:
             bridge, channel = self._ensure(slot)
             before = bridge.connect_failures
             try:
-                result = fn(channel)
+                result = attempt(channel)
             except Exception as exc:
                 if self._connect_failed(exc, bridge, before):
                     errors[str(slot.endpoint)] = bridge.last_error or "unavailable"
@@ -130,29 +131,22 @@ class Transport:
             return result
         raise self._unreachable(errors) from last
 
+    def call(self, fn: Callable[[grpc.Channel], T]) -> T:
+        """Run ``fn`` against the current endpoint, failing over while endpoints are unreachable."""
+        return self._failover(fn)
+
     def stream(self, fn: Callable[[grpc.Channel], Iterator[Any]]) -> Iterator[Any]:
         """Like :meth:`call` for server streams: failover happens before the first item."""
-        errors: dict[str, str] = {}
-        last: Exception | None = None
-        for i in self._order():
-            slot = self.slots[i]
-            bridge, channel = self._ensure(slot)
-            before = bridge.connect_failures
+
+        def open_and_peek(channel: grpc.Channel) -> Iterator[Any]:
             it = fn(channel)
             try:
                 first = next(it)
             except StopIteration:
-                self.current = i
                 return iter(())
-            except Exception as exc:
-                if self._connect_failed(exc, bridge, before):
-                    errors[str(slot.endpoint)] = bridge.last_error or "unavailable"
-                    last = exc
-                    continue
-                raise
-            self.current = i
             return _prepend(first, it)
-        raise self._unreachable(errors) from last
+
+        return self._failover(open_and_peek)
 
     def endpoint_host(self) -> str:
         return self.slots[self.current].endpoint.host

@@ -592,29 +592,24 @@ def Logs(node: SimNode, req: m.LogsRequest, call: Call) -> Iterator[common_pb2.D
     lines = node.logs.get(req.id)
     if lines is None:
         raise RpcError(grpc.StatusCode.NOT_FOUND, f"log {req.id!r} not found")
-    sent = len(lines)
-    body = "".join(line + "\n" for line in _tail(lines, req.tail_lines))
-    if body:
-        yield common_pb2.Data(bytes=body.encode())
-    boot = node.boot_id
-    while req.follow and call.is_active():
-        if node.boot_id != boot or not node.reachable:
-            raise unavailable_stream()
-        if len(lines) > sent:
-            new, sent = lines[sent:], len(lines)
-            yield common_pb2.Data(bytes="".join(x + "\n" for x in new).encode())
-        time.sleep(0.1)
+    yield from _log_stream(node, lines, _tail(lines, req.tail_lines), follow=req.follow, call=call)
 
 
 def Dmesg(node: SimNode, req: m.DmesgRequest, call: Call) -> Iterator[common_pb2.Data]:
     lines = node.dmesg
+    yield from _log_stream(node, lines, [] if req.tail else lines, follow=req.follow, call=call)
+
+
+def _log_stream(
+    node: SimNode, lines: list[str], backlog: list[str], *, follow: bool, call: Call
+) -> Iterator[common_pb2.Data]:
+    """``backlog`` at once, then (with ``follow``) lines appended to ``lines`` as they come,
+    until the client leaves or the node reboots (UNAVAILABLE, as a real stream breaks)."""
     sent = len(lines)
-    if not req.tail:
-        body = "".join(line + "\n" for line in lines)
-        if body:
-            yield common_pb2.Data(bytes=body.encode())
+    if backlog:
+        yield common_pb2.Data(bytes="".join(line + "\n" for line in backlog).encode())
     boot = node.boot_id
-    while req.follow and call.is_active():
+    while follow and call.is_active():
         if node.boot_id != boot or not node.reachable:
             raise unavailable_stream()
         if len(lines) > sent:
