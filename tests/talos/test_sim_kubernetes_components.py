@@ -178,12 +178,16 @@ def test_kube_proxy_image_change_and_late_pulls_are_recorded(kworld):
     from taltasks.talos.client import TalosClient
 
     cp2 = kworld.talos.node("cp-2")
-    image = "registry.k8s.io/kube-proxy:v1.35.0"
+    proxy = "registry.k8s.io/kube-proxy:v1.35.0"
+    scheduler = "registry.k8s.io/kube-scheduler:v1.35.0"
     with TalosClient.from_context(kworld.talos.talosconfig().context()) as admin:
-        _apply(admin, cp2, lambda c: c["cluster"]["proxy"].update(image=image))
-    [proxy] = kworld.recorder.entries("talos.kube_proxy_image")
-    assert proxy["node"] == "cp-2" and proxy["image"] == image and proxy["before"].endswith(":v1.34.3")
+        _apply(admin, cp2, lambda c: c["cluster"]["proxy"].update(image=proxy))
+        _apply(admin, cp2, lambda c: c["cluster"]["scheduler"].update(image=scheduler))
+    [change] = kworld.recorder.entries("talos.kube_proxy_image")
+    assert change["node"] == "cp-2" and change["image"] == proxy and change["before"].endswith(":v1.34.3")
+    # nobody pre-pulled the scheduler: the node pulls it when the config changes (kube-proxy
+    # is a DaemonSet's image, which Talos does not pull)
     assert [(e["image"], e["source"]) for e in kworld.recorder.entries("talos.image_pull")] == [
-        (image, "config")
+        (scheduler, "config")
     ]
     assert kworld.recorder.entries("talos.kubelet_restart") == []

@@ -10,8 +10,8 @@
   resources. The Kubernetes side of the simulator turns them into mirror pods (and replaces
   a mirror pod whose image or config version no longer matches); its pod status comes back
   to the node as a ``StaticPodStatuses`` resource (see :mod:`taltasks.sim.coupling`).
-* **Live applies** (:func:`on_live_apply`, one of the cluster's ``live_apply_hooks``): an
-  image the new config names and the node does not have is pulled (recorded as
+* **Live applies** (:func:`on_live_apply`, one of the cluster's ``live_apply_hooks``): a
+  component or kubelet image the new config names and the node does not have is pulled (recorded as
   ``talos.image_pull`` with ``source: config``, so a test can tell pre-pulled images from
   late ones); a changed ``machine.kubelet.image`` restarts the kubelet — its ``Services``
   resource is destroyed, then created again running and healthy, and the node's listeners
@@ -91,7 +91,8 @@ def static_pods(node: SimNode) -> list[StaticPodState]:
 
 def on_live_apply(node: SimNode, old: configview.ConfigView, new: configview.ConfigView) -> None:
     """React to a config applied without a reboot (see the module docstring)."""
-    pairs = [(old.kubelet_image, new.kubelet_image), (old.image("proxy"), new.image("proxy"))]
+    # kube-proxy is a DaemonSet: its image is the kubelet's to pull, not Talos's
+    pairs = [(old.kubelet_image, new.kubelet_image)]
     if new.control_plane:
         pairs += [(old.image(c.config_key), new.image(c.config_key)) for c in COMPONENTS]
     for before, after in pairs:
