@@ -116,6 +116,46 @@ class KubeClient:
         data = result.data
         return json.loads(data) if data else None
 
+    def request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One request to any API path (for kinds only known at run time); the decoded JSON
+        reply, errors as in :meth:`call`."""
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, post = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+
+        def send(**kwargs: Any) -> Any:
+            response = self.api_client.call_api(
+                method, url, header_params=headers, body=body, post_params=post, **kwargs
+            )
+            response.read()
+            if response.status >= 400:
+                exc = ApiException(status=response.status, reason=response.reason)
+                exc.body = response.data.decode("utf-8", "replace") if response.data else ""
+                raise exc
+            return response
+
+        response = self.call(what, send, raw=True)
+        return json.loads(response.data) if response.data else None
+
     def list_custom(
         self, group: str, version: str, plural: str, namespace: str | None = None, *, what: str
     ) -> list[dict[str, Any]] | None:
