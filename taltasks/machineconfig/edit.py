@@ -53,7 +53,7 @@ def set_fields(raw: bytes, changes: Mapping[FieldPath, Any], *, where: str | Non
     if target is None:
         raise OperationFailed("the running config has no v1alpha1 document", where=where)
     for path, value in changes.items():
-        _set(target, path, value)
+        set_in(target, path, value)
     out = io.StringIO()
     if len(docs) == 1:
         rt.dump(docs[0], out)
@@ -66,7 +66,7 @@ def set_fields(raw: bytes, changes: Mapping[FieldPath, Any], *, where: str | Non
     for doc in expected:
         if isinstance(doc, dict) and doc.get("version") == "v1alpha1":
             for path, value in changes.items():
-                _set(doc, path, value)
+                set_in(doc, path, value)
             break
     actual = [d for d in yaml.safe_load_all(result.decode("utf-8")) if d is not None]
     if actual != expected:
@@ -78,7 +78,8 @@ def set_fields(raw: bytes, changes: Mapping[FieldPath, Any], *, where: str | Non
     return result
 
 
-def _set(doc: Any, path: FieldPath, value: Any) -> None:
+def set_in(doc: Any, path: FieldPath, value: Any) -> None:
+    """Set ``doc[path[0]][path[1]]… = value``, creating (or replacing non-mapping) levels."""
     node = doc
     for key in path[:-1]:
         if not isinstance(node.get(key), dict):

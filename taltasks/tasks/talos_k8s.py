@@ -68,7 +68,7 @@ def upgrade_k8s(
             if dry_run:
                 if not json:
                     print(f"Kubernetes {plan.from_version} → {plan.to_version} (dry run: nothing changes)")
-                print_rows(plan.rows(), ["step", "node", "from", "to", "action", "reason"], as_json=json)
+                print_rows(plan.rows(), wf.PLAN_COLUMNS, as_json=json)
                 return
             timeouts = wf.Timeouts(control_plane=float(timeout), kubelet=float(timeout))
             with signals_interrupt():

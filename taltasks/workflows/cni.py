@@ -33,6 +33,7 @@ from typing import Any
 from taltasks.errors import InputError, OperationFailed
 from taltasks.events import NULL, Emitter
 from taltasks.kube.client import KubeClient
+from taltasks.machineconfig.edit import set_in
 from taltasks.workflows.flux_tree import FluxTree, TreeObject, secret_data
 
 HELM_TIMEOUT = 300.0
@@ -196,7 +197,7 @@ def _values(tree: FluxTree, hr: TreeObject, hr_namespace: str) -> tuple[dict[str
                 continue
             raise hr.error(keys, f"{kind} {name} ({obj.where()}) has no key {key!r}")
         if ref.get("targetPath"):
-            _set_path(merged, str(ref["targetPath"]), data[key])
+            set_in(merged, tuple(str(ref["targetPath"]).split(".")), data[key])
         else:
             try:
                 values = yaml.safe_load(data[key]) or {}
@@ -218,16 +219,6 @@ def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     for k, v in override.items():
         out[k] = merge_values(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def _set_path(values: dict[str, Any], path: str, value: str) -> None:
-    parts = path.split(".")
-    node = values
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
 
 
 # ---- rendering -----------------------------------------------------------------------------

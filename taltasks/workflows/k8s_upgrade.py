@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from taltasks.errors import InputError, OperationFailed
 from taltasks.events import NULL, Emitter
 from taltasks.kube.client import KubeClient
-from taltasks.model.images import image_tag, retag
+from taltasks.model.images import image_tag, retag, split
 from taltasks.model.versions import (
     Version,
     kubernetes_path_refusal,
@@ -198,13 +198,19 @@ class Step:
         return self.images[0] if self.images else ""
 
     def row(self) -> dict[str, Any]:
+        """One line of the plan table (``images`` carries the full references for JSON)."""
+        repos = [split(i)[0] for i in self.images]
         return {
             "step": self.kind if self.kind in ("pre-pull", "snapshot") else self.component,
             "node": self.node,
-            "from": image_tag(self.current) or self.current or "",
-            "to": ", ".join(self.images),
+            "from": image_tag(self.current) or "",
+            "to": image_tag(self.image) or "",
+            "image": ", ".join(r.rsplit("/", 1)[-1] for r in repos)
+            if self.kind == "pre-pull"
+            else ", ".join(repos),
             "action": self.action,
             "reason": self.reason,
+            "images": list(self.images),
         }
 
 
@@ -285,16 +291,7 @@ def plan_upgrade(
         else:
             step = _config_step("kube-proxy", KUBE_PROXY, n, to)
             if step.action == "verify":  # nothing to wait for: kube-proxy runs as a DaemonSet
-                step = Step(
-                    step.kind,
-                    step.component,
-                    step.node,
-                    step.ip,
-                    step.images,
-                    step.current,
-                    "skip",
-                    "already at the target image",
-                )
+                step = replace(step, action="skip", reason="already at the target image")
             changes.append(step)
     for n in state.nodes:
         if not kubelet:
@@ -304,16 +301,7 @@ def plan_upgrade(
             continue
         step = _config_step("kubelet", KUBELET, n, to)
         if step.action == "verify" and n.kubelet_version == str(to):
-            step = Step(
-                step.kind,
-                step.component,
-                step.node,
-                step.ip,
-                step.images,
-                step.current,
-                "skip",
-                f"the Node already reports {to}",
-            )
+            step = replace(step, action="skip", reason=f"the Node already reports {to}")
         changes.append(step)
 
     pulls: list[Step] = []
@@ -351,7 +339,14 @@ def _config_step(kind: str, component: Component, n: ObservedNode, to: Version) 
     target = _target_image(current, component, to)
     if current == target:
         return Step(
-            kind, component.name, n.name, n.ip, (target,), current, "verify", "the config has it already"
+            kind,
+            component.name,
+            n.name,
+            n.ip,
+            (target,),
+            current,
+            "verify",
+            "in the config already: wait for it to run",
         )
     return Step(
         kind,
@@ -361,7 +356,9 @@ def _config_step(kind: str, component: Component, n: ObservedNode, to: Version) 
         (target,),
         current,
         "upgrade",
-        f"{image_tag(current) or 'default'} → {to}",
+        "set in the config, applied without a reboot"
+        if current
+        else "the config uses Talos's default image: set it explicitly",
     )
 
 
@@ -388,6 +385,9 @@ class K8sUpgradeResult:
     snapshot: SnapshotResult | None = None
     seconds: float = 0.0
     resumed: bool = False
+
+
+PLAN_COLUMNS = ("step", "node", "from", "to", "image", "action", "reason")
 
 
 def emit_plan(plan: K8sUpgradePlan, emitter: Emitter) -> None:
@@ -462,11 +462,13 @@ def execute(
 
 def _label(step: Step) -> str:
     if step.kind == "pre-pull":
-        return f"pre-pulling {', '.join(step.images)}"
+        names = ", ".join(split(i)[0].rsplit("/", 1)[-1] for i in step.images)
+        return f"pre-pulling {names} {image_tag(step.image) or ''}".rstrip()
     if step.kind == "snapshot":
         return "etcd snapshot"
-    verb = "upgrading" if step.action == "upgrade" else "verifying"
-    return f"{verb} {step.component} to {step.image}"
+    if step.action == "upgrade":
+        return f"upgrading {step.component} to {step.image}"
+    return f"verifying that {step.component} runs {step.image}"
 
 
 class _Runner:

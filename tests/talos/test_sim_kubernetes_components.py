@@ -105,6 +105,7 @@ def test_a_new_apiserver_image_bumps_the_config_and_restarts_only_that_pod(kworl
             statuses,
             stop_after=4,
         )
+        wait_until(lambda: statuses, 5, "the watch's first event")  # the watch opens in its thread
         image = "registry.k8s.io/kube-apiserver:v1.35.0"
         _apply(admin, cp1, lambda c: c["cluster"]["apiServer"].update(image=image))
         v1 = admin.get(APISERVER, "kube-apiserver", namespace="controlplane", node=cp1.ip)
@@ -191,3 +192,23 @@ def test_kube_proxy_image_change_and_late_pulls_are_recorded(kworld):
         (scheduler, "config")
     ]
     assert kworld.recorder.entries("talos.kubelet_restart") == []
+
+
+def test_resource_watch_gives_up_at_its_deadline_naming_the_last_state(kworld):
+    from taltasks.errors import OperationFailed
+    from taltasks.talos.client import TalosClient
+    from taltasks.talos.watching import ResourceWatch
+
+    cp1 = kworld.talos.node("cp-1")
+    with (
+        TalosClient.from_context(kworld.talos.talosconfig().context()) as admin,
+        ResourceWatch(
+            admin, APISERVER, "kube-apiserver", namespace="controlplane", node=cp1.ip, timeout=0.5
+        ) as watch,
+    ):
+        assert watch.initial.type == "CREATED" and watch.initial.resource.spec["image"].endswith(":v1.34.3")
+        with pytest.raises(OperationFailed) as info:
+            watch.until(lambda e: e.type == "UPDATED", "the config resource to update")
+    assert "the config resource to update did not happen within 0.5s" in info.value.message
+    assert "APIServerConfigs/kube-apiserver: CREATED version 1" in info.value.message
+    assert info.value.where == cp1.ip
