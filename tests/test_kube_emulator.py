@@ -306,6 +306,33 @@ def test_server_side_apply_creates_merges_and_reports_conflicts(custom, ns):
     assert info.value.status == 400  # no fieldManager
 
 
+def test_repeating_an_identical_apply_later_changes_nothing(emulator, custom, ns):
+    """kube-apiserver ignores managedFields timestamps when deciding whether an apply
+    changed anything; so must the emulator, or a re-run looks like a change."""
+
+    def apply(body):
+        return custom.patch_namespaced_custom_object(
+            *CEPH[:2], ns, CEPH[2], "rook-ceph", body, field_manager="taltasks",
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+    apply(ceph_cluster())
+
+    def age(obj):  # as if the first apply happened an hour ago
+        obj["metadata"]["managedFields"][0]["time"] = "2020-01-01T00:00:00Z"
+
+    store = emulator.store
+    before = store.mutate("cephclusters.ceph.rook.io", "rook-ceph", age, namespace=ns)
+    after = apply(ceph_cluster())
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"]["managedFields"][0]["time"] == "2020-01-01T00:00:00Z"
+    changed = ceph_cluster()
+    changed["spec"]["mon"]["count"] = 5
+    moved = apply(changed)
+    assert moved["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+    assert moved["metadata"]["managedFields"][0]["time"] != "2020-01-01T00:00:00Z"
+
+
 # ---- status subresource -------------------------------------------------------------------------------
 
 

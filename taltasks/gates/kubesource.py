@@ -12,36 +12,16 @@ sets the wake event after each change, re-list included.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from taltasks.errors import TaltasksError
 from taltasks.kube.client import KubeApiError, KubeClient
+from taltasks.kube.discovery import ApiResource, Discovery, KindNotServed
 from taltasks.kube.watch import follow
 
 SUBSCRIPTION_WATCH_SECONDS = 30  # a subscription re-watches this often (and notices unsubscribe)
-
-
-@dataclass(frozen=True)
-class _Resource:
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def snake(self) -> str:
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
-
-
-def _unknown(message: str) -> Exception:
-    from taltasks.gates.sources import ResourceTypeUnknown
-
-    return ResourceTypeUnknown(message)
 
 
 class ApiKubeSource:
@@ -50,37 +30,21 @@ class ApiKubeSource:
     def __init__(self, client: KubeClient, *, watch_seconds: int = SUBSCRIPTION_WATCH_SECONDS) -> None:
         self.client = client
         self.watch_seconds = watch_seconds
-        self._resources: dict[tuple[str, str], _Resource] = {}
-        self._lock = threading.Lock()
+        self._discovery = Discovery(client)
 
     # ---- discovery --------------------------------------------------------------------------
 
-    def _resource(self, api_version: str, kind: str) -> _Resource:
-        with self._lock:
-            cached = self._resources.get((api_version, kind))
-        if cached is not None:
-            return cached
-        group, _, version = api_version.rpartition("/")
+    def _resource(self, api_version: str, kind: str) -> ApiResource:
         try:
-            if group:
-                doc = self.client.call(
-                    f"discover {api_version}", self.client.custom.get_api_resources, group, version
-                )
-            else:
-                doc = self.client.call(f"discover {api_version}", self.client.core.get_api_resources)
-        except KubeApiError as exc:
-            if exc.status == 404:
-                raise _unknown(f"the API server does not serve {api_version}") from None
-            raise
-        for entry in (doc or {}).get("resources") or []:
-            if entry.get("kind") == kind and "/" not in entry.get("name", ""):
-                found = _Resource(group, version, kind, entry["name"], bool(entry.get("namespaced")))
-                with self._lock:
-                    self._resources[(api_version, kind)] = found
-                return found
-        raise _unknown(f"the API server does not serve {kind} in {api_version}")
+            return self._discovery.resource(api_version, kind)
+        except KindNotServed as exc:
+            from taltasks.gates.sources import ResourceTypeUnknown
 
-    def _list_call(self, res: _Resource, namespace: str | None) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+            raise ResourceTypeUnknown(exc.message) from None
+
+    def _list_call(
+        self, res: ApiResource, namespace: str | None
+    ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         custom, core = self.client.custom, self.client.core
         ns = namespace if res.namespaced else None
         if res.group:

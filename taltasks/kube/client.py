@@ -116,6 +116,46 @@ class KubeClient:
         data = result.data
         return json.loads(data) if data else None
 
+    def request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One request to any API path (for kinds only known at run time); the decoded JSON
+        reply, errors as in :meth:`call`."""
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, post = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+
+        def send(**kwargs: Any) -> Any:
+            response = self.api_client.call_api(
+                method, url, header_params=headers, body=body, post_params=post, **kwargs
+            )
+            response.read()
+            if response.status >= 400:
+                exc = ApiException(status=response.status, reason=response.reason)
+                exc.body = response.data.decode("utf-8", "replace") if response.data else ""
+                raise exc
+            return response
+
+        response = self.call(what, send, raw=True)
+        return json.loads(response.data) if response.data else None
+
     def list_custom(
         self, group: str, version: str, plural: str, namespace: str | None = None, *, what: str
     ) -> list[dict[str, Any]] | None:
@@ -184,9 +224,6 @@ def api_error(exc: Any, what: str, server: str) -> KubeApiError:
 def connect(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> KubeClient:
     """A client for ``context`` (default: the kubeconfig's current context)."""
     import yaml
-    from kubernetes.config.config_exception import ConfigException
-
-    from kubernetes import config
 
     path = kubeconfig_path(kubeconfig)
     try:
@@ -199,6 +236,26 @@ def connect(kubeconfig: str | os.PathLike[str] | None = None, context: str | Non
         ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read kubeconfig: {exc}", where=str(path)) from None
+    return _client_for(doc, path, context)
+
+
+def connect_text(text: str, *, source: str, context: str | None = None) -> KubeClient:
+    """A client for a kubeconfig held in memory — e.g. the admin kubeconfig a Talos node
+    hands out — without writing it anywhere. ``source`` names it in messages."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"cannot read kubeconfig: {exc}", where=source) from None
+    return _client_for(doc, Path(source), context, in_memory=True)
+
+
+def _client_for(doc: Any, path: Path, context: str | None, *, in_memory: bool = False) -> KubeClient:
+    from kubernetes.config.config_exception import ConfigException
+
+    from kubernetes import config
+
     if not isinstance(doc, dict):
         raise InputError("kubeconfig is not a YAML mapping", where=str(path))
     contexts = {
@@ -221,7 +278,12 @@ def connect(kubeconfig: str | os.PathLike[str] | None = None, context: str | Non
         "",
     )
     try:
-        api_client = config.new_client_from_config(config_file=str(path), context=name, persist_config=False)
+        if in_memory:
+            api_client = config.new_client_from_config_dict(doc, context=name, persist_config=False)
+        else:
+            api_client = config.new_client_from_config(
+                config_file=str(path), context=name, persist_config=False
+            )
     except (ConfigException, ValueError, OSError) as exc:
         raise InputError(f"kubeconfig context {name!r} is unusable: {exc}", where=str(path)) from None
     return KubeClient(api_client=api_client, context=str(name), server=server, kubeconfig=path)

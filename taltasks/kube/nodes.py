@@ -155,12 +155,10 @@ def wait_for_node(
     """Watch the node until it is Ready (or NotReady with ``ready=False``), optionally with
     a boot id different from ``not_boot_id`` (it really rebooted) and a given kubelet
     version; OperationFailed with the last state seen after ``timeout`` seconds."""
-    emitter.emit(
-        "gate.waiting",
-        f"waiting for {name} to be {'Ready' if ready else 'NotReady'}",
-        node=name,
-        gate="node-ready",
+    goal = ("Ready" if ready else "NotReady") + (
+        f" with kubelet {kubelet_version}" if kubelet_version else ""
     )
+    emitter.emit("gate.waiting", f"waiting for {name} to be {goal}", node=name, gate="node-ready")
 
     def check(objects: dict[str, dict[str, Any]]) -> NodeState | None:
         obj = objects.get(name)
@@ -187,9 +185,9 @@ def wait_for_node(
         client.core.list_node,
         check,
         timeout=timeout,
-        what=f"node {name} becoming {'Ready' if ready else 'NotReady'}",
+        what=f"node {name} becoming {goal}",
         describe=describe,
         field_selector=f"metadata.name={name}",
     )
-    emitter.emit("gate.passed", f"{name} is {'Ready' if ready else 'NotReady'}", node=name, gate="node-ready")
+    emitter.emit("gate.passed", f"{name} is {goal}", node=name, gate="node-ready")
     return state

@@ -107,3 +107,23 @@ def support_range(talos: Version) -> str:
         return "unknown"
     (a, b), (c, d) = span
     return f"{a}.{b}–{c}.{d}"
+
+
+def kubernetes_path_refusal(current: Version, target: Version) -> str | None:
+    """Why ``current → target`` is not a Kubernetes upgrade Talos performs in one go, or
+    None. ``talosctl upgrade-k8s`` moves within a minor or to the next one only (§7): a
+    jump over a minor, a change of major and a downgrade are refused."""
+    if target == current:
+        return None
+    if target < current:
+        return f"{target} is older than the running {current}: Kubernetes cannot be downgraded this way"
+    if target.major != current.major:
+        return f"{current} → {target} changes the major version, which no upgrade path covers"
+    skipped = target.minor - current.minor - 1
+    if skipped > 0:
+        nxt = f"v{current.major}.{current.minor + 1}"
+        return (
+            f"{current} → {target} skips {skipped} minor version{'s' if skipped > 1 else ''}: "
+            f"Kubernetes upgrades one minor at a time (go to the latest {nxt}.x first)"
+        )
+    return None

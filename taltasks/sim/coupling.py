@@ -9,6 +9,14 @@ down (its pods go away), Ready again with the new kubelet and OS versions in ``n
 The Kubernetes API itself exists only once etcd does: in a fresh (maintenance-mode)
 cluster the emulator starts when ``Bootstrap`` succeeds, and every node whose kubelet is
 already running registers then — the order a real cluster comes up in.
+
+Control-plane static pods run from the node's own config: the simulated kubelet asks
+:func:`taltasks.sim.talos.controlplane.static_pods` which pods a node runs (image and
+``talos.dev/config-version``) and is poked whenever a node republishes them; the mirror
+pods' status flows back to the node as ``StaticPodStatuses`` resources
+(``k8s/StaticPodStatuses.kubernetes.talos.dev/kube-system/<pod>``), as Talos reads it from
+its kubelet. A kubelet restarted by a config change (``kubelet``) updates the Node's
+kubelet version without taking the Node down.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from taltasks.sim.kube.controllers import MIRROR, StaticPod
 from taltasks.sim.kube.nodes import os_image_for, register_node, set_node_ready
-from taltasks.sim.talos import configview
+from taltasks.sim.talos import configview, controlplane
 
 if TYPE_CHECKING:
+    from taltasks.sim.kube.store import Subscription, WatchEvent
     from taltasks.sim.kubeworld import KubeWorld
     from taltasks.sim.talos.cluster import SimTalosCluster
     from taltasks.sim.talos.node import SimNode
@@ -40,15 +50,23 @@ class Coupling:
         self.kube = kube
         self.started = started
         self._lock = threading.RLock()
+        self._pod_status: Subscription | None = None
 
     def attach(self) -> None:
         for node in self.talos.nodes:
             node.listeners.append(self.on_node)
         self.talos.kubeconfig_provider = lambda _node: self.kube.kubeconfig(self.talos.name)
+        self.talos.static_pod_publishers.append(self._static_pods_changed)
         if self.started:
+            self._plug_kubelet()
             self.register_running()
         else:
             self.talos.etcd_bootstrap_hooks.append(lambda _node: self.start_api())
+
+    def detach(self) -> None:
+        if self._pod_status is not None:
+            self._pod_status.close()
+            self._pod_status = None
 
     def start_api(self) -> None:
         """etcd exists now: the API server comes up and running kubelets register."""
@@ -56,6 +74,7 @@ class Coupling:
             if self.started:
                 return
             self.kube.start()
+            self._plug_kubelet()
             self.started = True
             self.talos.recorder.record("kube.api_started", address=self.kube.emulator.url)
         self.register_running()
@@ -72,7 +91,7 @@ class Coupling:
     def on_node(self, node: SimNode, what: str, data: dict[str, Any]) -> None:
         if not self.started:
             return
-        if what == "up":
+        if what in ("up", "kubelet"):
             self._up(node)
         elif what in ("down", "maintenance"):
             self._down(node)
@@ -109,3 +128,51 @@ class Coupling:
             if self.kube.store.try_get("nodes", node.hostname) is None:
                 return
             set_node_ready(self.kube.store, node.hostname, False)
+
+    # ---- static pods ---------------------------------------------------------------------
+
+    def _plug_kubelet(self) -> None:
+        """The simulated kubelet takes control-plane static pods from the Talos nodes, and
+        their mirror pods' status is published back to the nodes."""
+        self.kube.kubelet.static_pods = self._static_pods
+        self._pod_status = self.kube.store.subscribe(
+            self._pod_changed, resources=["pods"], name="static-pod-status"
+        )
+
+    def _static_pods(self, node_name: str) -> list[StaticPod] | None:
+        node = self.talos.node_by_target(node_name)
+        if node is None:
+            return None
+        return [
+            StaticPod(p.component, p.image, {"talos.dev/config-version": p.config_version})
+            for p in controlplane.static_pods(node)
+        ]
+
+    def _static_pods_changed(self, node: SimNode) -> None:
+        if self.started:
+            self.kube.kubelet.trigger()
+
+    def _pod_changed(self, event: WatchEvent) -> None:
+        from google.protobuf import struct_pb2
+
+        from taltasks.talos.api import definitions_k8s_pb2 as k8s
+
+        pod = event.object
+        meta = pod.get("metadata") or {}
+        if meta.get("namespace") != "kube-system" or MIRROR not in (meta.get("annotations") or {}):
+            return
+        node = self.talos.node_by_target((pod.get("spec") or {}).get("nodeName") or "")
+        if node is None or node.maintenance:
+            return
+        rid = f"kube-system/{meta['name']}"
+        if event.type == "DELETED":
+            node.resources.delete("k8s", STATIC_POD_STATUS, rid)
+            return
+        status = pod.get("status") or {}
+        proto = k8s.StaticPodStatusSpec()
+        proto.pod_status.CopyFrom(struct_pb2.Struct())
+        proto.pod_status.update(status)
+        node.resources.put("k8s", STATIC_POD_STATUS, rid, status, proto)
+
+
+STATIC_POD_STATUS = "StaticPodStatuses.kubernetes.talos.dev"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from taltasks.machineconfig.pki import KeyPair
-from taltasks.sim.kube.controllers import start_workload_controllers
+from taltasks.sim.kube.controllers import Kubelet, start_workload_controllers
 from taltasks.sim.kube.nodes import node_ready, os_image_for, register_node
 from taltasks.sim.kube.runtime import Controller, Reactor
 from taltasks.sim.kube.server import KubeEmulator
@@ -145,6 +145,11 @@ class KubeWorld:
             self.flux = FluxOperator(self.reactor, sc.flux)
             self.flux.start()
         return self
+
+    @property
+    def kubelet(self) -> Kubelet:
+        """The simulated kubelet (of every node); exists once the world has started."""
+        return next(c for c in self.controllers if isinstance(c, Kubelet))
 
     def add_node(self, name: str, ip: str, control_plane: bool, *, ready: bool = True) -> dict[str, Any]:
         """Register one machine's Node with this world's versions and zone label."""

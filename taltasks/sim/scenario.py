@@ -16,6 +16,7 @@
       install: 0.3
       upgradePull: 0.2
       imagePull: 0.05
+      kubeletRestart: 0.2        # a new machine.kubelet.image: kubelet down this long
     nodes:                         # per node, by hostname
       worker-1: {zone: zone-a}
     talosFaults:                   # Talos-side faults, by node

@@ -171,6 +171,9 @@ class SimWorld:
         return self
 
     def stop(self) -> None:
+        coupling = getattr(self, "coupling", None)
+        if coupling is not None:
+            coupling.detach()
         self.talos.stop()
         if self.api_running:
             self.kube.stop()

@@ -54,6 +54,7 @@ class StreamInterrupted(OperationFailed):
 
 
 APPLY_MODES = ("REBOOT", "AUTO", "NO_REBOOT", "STAGED", "TRY")
+MACHINE_CONFIG_TYPE = "MachineConfigs.config.talos.dev"
 
 
 def _code_name(code: int) -> str:
@@ -749,6 +750,16 @@ class TalosClient:
             lambda r: self._resource(r.resource),
             kind="cosi",
         )
+
+    def machine_config(self, node: str | None = None) -> bytes:
+        """The node's active machine config, byte for byte as it was applied (COSI
+        ``MachineConfig`` ``v1alpha1``; needs ``os:admin``, the resource is sensitive)."""
+        from taltasks.talos.api import resource_config_pb2 as rc
+
+        res = self.get(MACHINE_CONFIG_TYPE, "v1alpha1", namespace="config", node=node)
+        if res.proto_spec:
+            return rc.MachineConfigSpec.FromString(res.proto_spec).yaml_marshalled
+        return str(res.spec or "").encode("utf-8")
 
     def list(
         self,

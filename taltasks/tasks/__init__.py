@@ -20,6 +20,8 @@ MODULES: tuple[str, ...] = (
     "talos_read",
     "talos_config",
     "talos_node",
+    "talos_k8s",
+    "talos_cni",
     "etcd",
 )
 

@@ -26,7 +26,8 @@ import json
 import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from taltasks.sim.kube import disruption, selectors
@@ -227,6 +228,22 @@ def running_status(
 CONTROL_PLANE_STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
+@dataclass(frozen=True)
+class StaticPod:
+    """A static pod a node's kubelet runs from its own manifests (``component`` is the pod
+    name prefix and ``k8s-app`` label; ``annotations`` are the manifest's, e.g. Talos's
+    ``talos.dev/config-version``)."""
+
+    component: str
+    image: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+StaticPodSource = Callable[[str], "Sequence[StaticPod] | None"]
+"""node name → the static pods its kubelet runs, or None for the default set (the
+control-plane components at the node's kubelet version, no annotations)."""
+
+
 class Kubelet(Controller):
     """Every node's kubelet at once (see module docstring)."""
 
@@ -238,6 +255,9 @@ class Kubelet(Controller):
         super().__init__(reactor)
         self.termination_seconds = termination_seconds
         self.start_seconds = start_seconds
+        # Where a node's static pods come from: the simulated Talos nodes plug in here
+        # (taltasks.sim.coupling); call ``trigger()`` after the source changes.
+        self.static_pods: StaticPodSource | None = None
         self._starting: dict[str, Timer] = {}
         self._terminating: dict[str, Timer] = {}
         self._ips: dict[str, int] = defaultdict(int)
@@ -295,47 +315,78 @@ class Kubelet(Controller):
         self.store.update_status("pods", m["name"], status, namespace=m["namespace"])
 
     def _mirror_pods(self, nodes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Mirror pods of the static pods each Ready control plane runs. A mirror pod whose
+        image or annotations no longer match its static pod is replaced (the kubelet
+        restarts the pod): deleted, then created again Pending, Ready once it started."""
         for name, node in nodes.items():
             if CONTROL_PLANE_LABEL not in (node["metadata"].get("labels") or {}) or not node_ready(node):
                 continue
-            for component in CONTROL_PLANE_STATIC_PODS:
-                pod_name = f"{component}-{name}"
-                if self.store.try_get("pods", pod_name, "kube-system") is not None:
-                    continue
+            desired = self.static_pods(name) if self.static_pods is not None else None
+            if desired is None:
                 version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
-                self.store.create(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "metadata": {
-                            "name": pod_name,
-                            "namespace": "kube-system",
-                            "labels": {"tier": "control-plane", "k8s-app": component},
-                            "annotations": {
-                                MIRROR: hashlib.sha256(pod_name.encode()).hexdigest()[:32],
-                                "kubernetes.io/config.source": "file",
-                            },
-                            "ownerReferences": [
-                                {
-                                    "apiVersion": "v1",
-                                    "kind": "Node",
-                                    "name": name,
-                                    "uid": node["metadata"]["uid"],
-                                    "controller": True,
-                                }
-                            ],
-                        },
-                        "spec": {
-                            "nodeName": name,
-                            "hostNetwork": True,
-                            "priorityClassName": "system-cluster-critical",
-                            "containers": [
-                                {"name": component, "image": f"registry.k8s.io/{component}:{version}"}
-                            ],
-                            "tolerations": [{"operator": "Exists"}],
-                        },
-                    }
-                )
+                desired = [StaticPod(c, f"registry.k8s.io/{c}:{version}") for c in CONTROL_PLANE_STATIC_PODS]
+            for pod in desired:
+                pod_name = f"{pod.component}-{name}"
+                existing = self.store.try_get("pods", pod_name, "kube-system")
+                if existing is not None:
+                    if is_deleting(existing) or _runs(existing, pod):
+                        continue
+                    self.store.delete("pods", pod_name, namespace="kube-system", grace_period_seconds=0)
+                    recorder = getattr(self.store, "recorder", None)
+                    if recorder is not None:
+                        recorder.record(
+                            "kubelet.static_pod_replaced",
+                            node=name,
+                            pod=pod_name,
+                            image=pod.image,
+                            annotations=dict(pod.annotations),
+                        )
+                self.store.create(_mirror_pod(pod, pod_name, node))
+
+
+def _runs(existing: Mapping[str, Any], pod: StaticPod) -> bool:
+    """Whether a mirror pod already shows this static pod (same image and annotations)."""
+    containers = (existing.get("spec") or {}).get("containers") or [{}]
+    annotations = existing["metadata"].get("annotations") or {}
+    return containers[0].get("image") == pod.image and all(
+        annotations.get(k) == v for k, v in pod.annotations.items()
+    )
+
+
+def _mirror_pod(pod: StaticPod, pod_name: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    name = node["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": "kube-system",
+            "labels": {"tier": "control-plane", "k8s-app": pod.component},
+            "annotations": {
+                **dict(pod.annotations),
+                MIRROR: hashlib.sha256(
+                    json.dumps([pod_name, pod.image, dict(pod.annotations)]).encode()
+                ).hexdigest()[:32],
+                "kubernetes.io/config.source": "file",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": name,
+                    "uid": node["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "nodeName": name,
+            "hostNetwork": True,
+            "priorityClassName": "system-cluster-critical",
+            "containers": [{"name": pod.component, "image": pod.image}],
+            "tolerations": [{"operator": "Exists"}],
+        },
+    }
 
 
 # ---- scheduler --------------------------------------------------------------------------------

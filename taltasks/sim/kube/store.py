@@ -662,6 +662,12 @@ class Store:
             ]
             new = self._updated(rt, current, merged, subresource)
             new["metadata"]["managedFields"] = merged["metadata"]["managedFields"]
+            if mine is not None and mine.get("time") and mine.get("fieldsV1") == entry["fieldsV1"]:
+                # kube-apiserver ignores managedFields timestamps when deciding whether an
+                # apply changed anything: a repeated, identical apply is a no-op
+                now, entry["time"] = entry["time"], mine["time"]
+                if new != current:
+                    entry["time"] = now
             return self._store_update(rt, current, new, dry_run), False
 
     def mutate(

@@ -17,7 +17,7 @@ from typing import Any
 from taltasks.machineconfig import pki
 from taltasks.sim import addresses
 from taltasks.sim.record import Recorder
-from taltasks.sim.talos import configview, minconfig
+from taltasks.sim.talos import configview, controlplane, minconfig
 from taltasks.sim.talos.apid import Apid
 from taltasks.sim.talos.etcd import EtcdCluster
 from taltasks.sim.talos.node import SimNode, Stage, Timings
@@ -74,6 +74,7 @@ class SimTalosCluster:
         self.live_apply_hooks: list[
             Callable[[SimNode, configview.ConfigView, configview.ConfigView], None]
         ] = []
+        self.live_apply_hooks.append(controlplane.on_live_apply)
         self.kubeconfig_provider: Callable[[SimNode], str] | None = None
         self.etcd_bootstrap_hooks: list[Callable[[SimNode], None]] = []
         self._apid: Apid | None = None

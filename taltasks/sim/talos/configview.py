@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from taltasks.model.images import image_tag  # noqa: F401 - re-exported for the simulator
+
 
 class ConfigRejected(ValueError):
     """The config cannot be applied (InvalidArgument on the wire)."""
@@ -103,17 +105,6 @@ def parse(raw: bytes) -> ConfigView:
         cluster_endpoint=_dig(main, "cluster", "controlPlane", "endpoint"),
         cert_sans=[str(s) for s in _dig(main, "machine", "certSANs") or []],
     )
-
-
-def image_tag(image: str | None) -> str | None:
-    """``ghcr.io/siderolabs/installer:v1.12.1`` → ``v1.12.1`` (digests are ignored)."""
-    if not image:
-        return None
-    ref = image.split("@", 1)[0]
-    _, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return None
-    return tag
 
 
 # Paths whose change cannot be applied to a running node (the node must reboot). Everything

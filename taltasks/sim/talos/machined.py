@@ -161,7 +161,7 @@ def ImagePull(node: SimNode, req: m.ImagePullRequest, call: Call) -> m.ImagePull
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid image reference {req.reference!r}")
     node._sleep(node.timings.image_pull)
     node.images.add(req.reference)
-    node.record("talos.image_pull", image=req.reference, namespace=int(req.namespace))
+    node.record("talos.image_pull", image=req.reference, namespace=int(req.namespace), source="api")
     return m.ImagePullResponse(messages=[m.ImagePull()])
 
 

@@ -23,7 +23,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from taltasks.machineconfig import pki
-from taltasks.sim.talos import configview
+from taltasks.sim.talos import configview, controlplane
 from taltasks.sim.talos.events import EventLog
 from taltasks.sim.talos.resources import ResourceStore
 from taltasks.talos import tlsbridge
@@ -252,34 +252,42 @@ class SimNode:
     def set_service(self, sid: str, state: str, healthy: bool, message: str = "", actor: str = "") -> None:
         from taltasks.talos.api import definitions_v1alpha1_pb2 as v1
 
-        actions = {
-            "Initialized": 0, "Preparing": 1, "Waiting": 2, "Running": 3, "Stopping": 4,
-            "Finished": 5, "Failed": 6, "Skipped": 7, "Starting": 8,
-        }  # fmt: skip
         with self.lock:
-            svc = self.services.setdefault(sid, Service(sid))
-            now = time.time()
-            if svc.healthy != healthy:
-                svc.last_change = now
-            svc.state, svc.healthy, svc.message = state, healthy, message
-            svc.events.append((message or state, state, now))
-            del svc.events[:-20]
-            self.logs.setdefault(sid, []).append(
-                f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {sid}: {message or state}"
-            )
-            health = m.ServiceHealth(healthy=healthy, last_message=message)
-            self.events.publish(
-                m.ServiceStateEvent(
-                    service=sid, action=actions.get(state, 0), message=message, health=health
-                ),
-                actor,
-            )
+            self._service_state(sid, state, healthy, message, actor)
             running = state == "Running"
             self.resources.put(
                 "runtime", "Services.v1alpha1.talos.dev", sid,
                 {"running": running, "healthy": healthy, "unknown": False},
                 v1.ServiceSpec(running=running, healthy=healthy),
             )  # fmt: skip
+
+    def withdraw_service(self, sid: str, state: str, message: str = "", actor: str = "") -> None:
+        """A service stops (a restart's first half): its state event is published and its
+        ``Services`` resource is destroyed, as machined tears it down."""
+        with self.lock:
+            self._service_state(sid, state, False, message, actor)
+            self.resources.delete("runtime", "Services.v1alpha1.talos.dev", sid)
+
+    def _service_state(self, sid: str, state: str, healthy: bool, message: str, actor: str) -> None:
+        actions = {
+            "Initialized": 0, "Preparing": 1, "Waiting": 2, "Running": 3, "Stopping": 4,
+            "Finished": 5, "Failed": 6, "Skipped": 7, "Starting": 8,
+        }  # fmt: skip
+        svc = self.services.setdefault(sid, Service(sid))
+        now = time.time()
+        if svc.healthy != healthy:
+            svc.last_change = now
+        svc.state, svc.healthy, svc.message = state, healthy, message
+        svc.events.append((message or state, state, now))
+        del svc.events[:-20]
+        self.logs.setdefault(sid, []).append(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {sid}: {message or state}"
+        )
+        health = m.ServiceHealth(healthy=healthy, last_message=message)
+        self.events.publish(
+            m.ServiceStateEvent(service=sid, action=actions.get(state, 0), message=message, health=health),
+            actor,
+        )
 
     def _publish_static_resources(self) -> None:
         """Resources that only change with config or version: Version, Nodename, Hostname,
@@ -378,18 +386,7 @@ class SimNode:
                 proto.control_plane.api_server_port = 6443
             r.put("cluster", "Members.cluster.talos.dev", other.member_id, spec, proto)
         if self.control_plane:
-            for rtype, rid, comp in (
-                ("APIServerConfigs.kubernetes.talos.dev", "kube-apiserver", "apiServer"),
-                (
-                    "ControllerManagerConfigs.kubernetes.talos.dev",
-                    "kube-controller-manager",
-                    "controllerManager",
-                ),
-                ("SchedulerConfigs.kubernetes.talos.dev", "kube-scheduler", "scheduler"),
-            ):
-                image = cfg.image(comp) or f"registry.k8s.io/{rid}:{self.cluster.kubernetes_version}"
-                proto = k8s.APIServerConfigSpec(image=image) if comp == "apiServer" else None
-                r.put("controlplane", rtype, rid, {"image": image}, proto)
+            controlplane.publish_configs(self)
             self.cluster.publish_static_pods(self)
 
     # ---- lifecycle ---------------------------------------------------------------------------
