@@ -11,7 +11,7 @@ from pathlib import Path
 
 from testpaths import REPO_ROOT
 
-DEMO_FILES = (".sops.yaml", "talos")
+DEMO_FILES = (".sops.yaml", "talos", "kubernetes")
 
 
 def copy_demo(dest: Path, *, with_secrets: bool = True) -> Path:

@@ -257,24 +257,47 @@ def stage_api(run: BootstrapRun) -> str | None:
 
         return names <= {n.name for n in list_nodes(run.kube())}
 
+    try:
+        if registered():
+            return f"the API answers and all {len(names)} machines have a Node"
+    except TaltasksError:
+        pass  # not up yet: wait for it below
     run.wait(f"the Kubernetes API and a Node for each of {len(names)} machines", registered)
     return None
 
 
 def stage_cni(run: BootstrapRun) -> str | None:
-    try:
-        from taltasks.workflows.cni import install_cni
-    except ImportError:  # pragma: no cover - the CNI workflow ships with taltasks
-        raise OperationFailed("this taltasks has no CNI installer") from None
-    result = install_cni(run.kube(), run.root, emitter=run.emitter, timeout=run.options.timeout)
-    changed = getattr(result, "changed", None)
-    return None if changed is None or changed else "the CNI is installed and rolled out"
+    """Preview with a server-side dry run first: when every object is already there as
+    rendered, only (read-only) wait for the rollout an earlier run may have left unfinished."""
+    from taltasks.kube.rollout import ROLLOUT_KINDS, wait_for_nodes_ready, wait_for_rollout
+    from taltasks.workflows.cni import install_cni
+
+    kube = run.kube()
+    preview = install_cni(kube, run.root, emitter=NULL, timeout=run.options.timeout, dry_run=True)
+    if preview.changed:
+        install_cni(kube, run.root, emitter=run.emitter, timeout=run.options.timeout)
+        return None
+    for a in preview.applied:
+        if a.kind in ROLLOUT_KINDS:
+            wait_for_rollout(
+                kube, a.kind, a.name, a.namespace, timeout=run.options.timeout, emitter=run.emitter
+            )
+    wait_for_nodes_ready(kube, timeout=run.options.timeout, emitter=run.emitter)
+    return f"{preview.release} is installed as rendered ({len(preview.applied)} objects unchanged) and rolled out"
 
 
 def _age_key(run: BootstrapRun) -> bytes:
     from taltasks.secrets import age
 
     return age.key_for_flux(run.root)
+
+
+def _namespaces(run: BootstrapRun) -> list[str]:
+    """flux-system plus one namespace per folder of kubernetes/apps/ (the anchors' layout:
+    apps are grouped by the namespace they live in)."""
+    apps = run.root / "kubernetes" / "apps"
+    found = sorted(p.name for p in apps.iterdir() if p.is_dir()) if apps.is_dir() else []
+    return list(dict.fromkeys([*run.options.namespaces, *found]))
 
 
 def stage_secrets(run: BootstrapRun) -> str | None:
@@ -284,6 +307,7 @@ def stage_secrets(run: BootstrapRun) -> str | None:
     key = _age_key(run)
     want = hashlib.sha256(key).hexdigest()
     ns, name = SOPS_SECRET
+    wanted_ns = _namespaces(run)
     existing_ns = {
         item["metadata"]["name"] for item in kube.call("list namespaces", kube.core.list_namespace)["items"]
     }
@@ -295,14 +319,14 @@ def stage_secrets(run: BootstrapRun) -> str | None:
             if exc.status != 404:
                 raise
     if (
-        all(n in existing_ns for n in run.options.namespaces)
+        all(n in existing_ns for n in wanted_ns)
         and secret is not None
         and (secret.get("metadata", {}).get("annotations") or {}).get("taltasks.dev/sha256") == want
     ):
         return f"namespaces exist and secret {ns}/{name} holds the current age key"
     import base64
 
-    for n in run.options.namespaces:
+    for n in wanted_ns:
         if n not in existing_ns:
             with run.emitter.step("namespace", f"creating namespace {n}"):
                 kube.call(
@@ -329,19 +353,24 @@ def stage_secrets(run: BootstrapRun) -> str | None:
 def stage_flux(run: BootstrapRun) -> str | None:
     if not run.options.flux:
         return "not asked for (--flux)"
-    from taltasks.workflows.cni import apply_manifests
+    import yaml
+
+    from taltasks.kube.apply import server_side_apply
 
     folder = run.root / "kubernetes" / "flux"
     if not folder.is_dir():
         raise InputError(
             "no Flux bootstrap manifests",
-            where=str(folder.relative_to(run.root)),
+            where="kubernetes/flux",
             hint="put the flux-system manifests there, or run without --flux",
         )
-    files = sorted(folder.rglob("*.yaml"))
-    result = apply_manifests(run.kube(), files, emitter=run.emitter)
-    changed = getattr(result, "changed", None)
-    return None if changed is None or changed else "the Flux manifests are applied and unchanged"
+    objects = [d for f in sorted(folder.rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    preview = server_side_apply(run.kube(), objects, default_namespace="flux-system", dry_run=True)
+    if all(a.outcome == "unchanged" for a in preview):
+        return f"the {len(preview)} Flux bootstrap objects are applied and unchanged"
+    with run.emitter.step("flux", f"applying {len(objects)} Flux bootstrap objects from kubernetes/flux/"):
+        server_side_apply(run.kube(), objects, default_namespace="flux-system")
+    return None
 
 
 RUNNERS: dict[str, Callable[[BootstrapRun], str | None]] = {
