@@ -20,7 +20,7 @@ from taltasks.sim.record import Recorder
 from taltasks.sim.talos import configview, controlplane, minconfig
 from taltasks.sim.talos.apid import Apid
 from taltasks.sim.talos.etcd import EtcdCluster
-from taltasks.sim.talos.node import SimNode, Stage, Timings
+from taltasks.sim.talos.node import SimNode, Timings
 from taltasks.talos import tlsbridge
 from taltasks.talos.config import Context, TalosConfig
 
@@ -219,10 +219,7 @@ class SimTalosCluster:
     def bootstrap_etcd(self, node: SimNode) -> None:
         self.etcd.bootstrap(node.hostname, node.ip, node.member_id)
         self.recorder.record("etcd.bootstrapped", node=node.hostname)
-        for other in self.control_planes:
-            if other is not node and other.stage == Stage.RUNNING and not other.maintenance:
-                member = self.etcd.join(other.hostname, other.ip, other.member_id)
-                self.recorder.record("etcd.member_joined", node=other.hostname, member_id=f"{member.id:016x}")
+        # control planes waiting for etcd (running or still booting) join now
         self.refresh_etcd_services()
         for hook in list(self.etcd_bootstrap_hooks):
             hook(node)
@@ -232,7 +229,10 @@ class SimTalosCluster:
             if n.maintenance or not n.reachable:
                 continue
             member = self.etcd.by_hostname(n.hostname)
-            if member is None and getattr(n, "etcd_join_pending", False):
+            waiting = (
+                n.services.get("etcd") is None or n.services["etcd"].state == "Preparing"
+            ) and self.etcd.bootstrapped
+            if member is None and (waiting or n.etcd_join_pending):
                 # the old member was removed: the retrying join now succeeds
                 n.etcd_join_pending = False
                 member = self.etcd.join(n.hostname, n.ip, n.member_id)
