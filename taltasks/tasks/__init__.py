@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "talos_read",
     "talos_config",
     "talos_node",
+    "talos_upgrade",
     "etcd",
 )
 
