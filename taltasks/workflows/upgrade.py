@@ -284,9 +284,10 @@ class _Run:
         from taltasks.gates.checks import GateContext
 
         for host in previous.in_progress:
-            started = [s for s in previous.steps(host) if s.get("step") == "upgrade"]
-            if not started or started[-1].get("status") == "done":
+            steps = [s for s in previous.steps(host) if s.get("step") == "upgrade"]
+            if not steps or steps[-1].get("status") == "done":
                 continue
+            started = [s for s in steps if s.get("status") == "started"]
             node = self.cluster.node(host)
             boot_id = started[-1].get("boot_id")
             try:
