@@ -436,8 +436,9 @@ def test_watch_ends_at_timeout_seconds_without_client_timeout(core, ns):
 
 
 def test_watch_from_compacted_version_is_410_gone(core, ns, emulator):
-    from kubernetes import watch
     from kubernetes.client.exceptions import ApiException
+
+    from kubernetes import watch
 
     old_rv = core.list_namespaced_config_map(ns).metadata.resource_version
     core.create_namespaced_config_map(ns, {"metadata": {"name": "x"}})
@@ -491,8 +492,9 @@ def test_finalizers_hold_deletion_until_removed(custom, ns):
 
 
 def test_graceful_pod_deletion_and_preconditions(core, ns):
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from kubernetes import client
 
     created = core.create_namespaced_pod(ns, pod("bound", node="worker-1"))
     with pytest.raises(ApiException) as info:
@@ -554,8 +556,9 @@ def _ready(emulator, ns, name):
 
 
 def test_eviction_429_when_budget_forbids_else_deleted(core, ns, emulator):
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from kubernetes import client
 
     for name in ("web-1", "web-2"):
         p = pod(name, {"app": "web"}, node="worker-1")
