@@ -171,3 +171,52 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
             kube.close()
     print_rows(result.rows(), PLAN_COLUMNS, as_json=json)
     print(result.summary(), file=sys.stderr)
+
+
+@command(
+    name="apply-node",
+    help={
+        "root": COMMON_HELP["root"],
+        "talosconfig": COMMON_HELP["talosconfig"],
+        "node": "node to configure: hostname or IP from talos/talconfig.yaml",
+        "mode": "auto (default), reboot, no-reboot, staged or try",
+        "dry-run": "show what Talos would do and the config diff (secrets redacted); change nothing",
+        "insecure": "the node is in maintenance mode (found out by itself when not given)",
+        "timeout": "seconds to wait for the node after a reboot (default: the policy's reboot timeout)",
+        "json": "JSON lines of events on stdout",
+    },
+)
+def apply_node(
+    c,
+    node,
+    mode="auto",
+    dry_run=False,
+    insecure=False,
+    timeout=None,
+    root=None,
+    talosconfig=None,
+    json=False,
+):
+    """Apply a node's generated machine config; when that reboots it, wait until it is back."""
+    from taltasks.repo import talosconfig_path
+    from taltasks.talos.config import TalosConfig
+    from taltasks.workflows.apply import ApplyOptions
+    from taltasks.workflows.apply import apply_node as run
+
+    path, cluster, policy = _load(root)
+    cluster.node(node)  # an unknown name fails before any connection
+    found = talosconfig_path(path, talosconfig)
+    context = TalosConfig.load(str(found) if found else None).context()
+    options = ApplyOptions(
+        mode=mode,
+        dry_run=dry_run,
+        insecure=insecure,
+        timeout=float(timeout) if timeout else policy.timeouts.reboot,
+    )
+    reporter, emitter = _emitter(json, plan_table=False)
+    with reporter:
+        outcome = run(path, cluster, node, context, options, emitter=emitter)
+    if dry_run:
+        print(outcome.details)
+    elif not json:
+        print(f"{outcome.node}: {outcome.details or outcome.mode}", file=sys.stderr)
