@@ -399,7 +399,7 @@ class _Run:
             if step.snapshot_before:
                 current = "snapshot"
                 self._snapshot(host)
-            boot_id = self.talos.machine(node.ip).boot_id
+            boot_id = self.talos.client.boot_id(node.ip)
             current = "cordon"
             cordoned = self._push(mt.CORDON, host, {"node": host}, node=host)
             with self._step(host, current, f"cordoning {host}"):
@@ -532,7 +532,7 @@ class _Run:
                 host,
                 timeout=self.policy.timeouts.drain,
                 retry_interval=d.retry_interval,
-                poll_interval=min(1.0, d.retry_interval),
+                poll_interval=min(1.0, d.retry_interval) / 4,  # how soon an evicted pod is seen gone
                 grace_period_seconds=d.grace_period,
                 force=d.force,
                 delete_emptydir_data=d.delete_emptydir_data,
