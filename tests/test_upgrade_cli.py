@@ -95,3 +95,30 @@ def test_bad_policy_is_refused_with_its_line(cluster, old, new, needle, message)
     assert result.returncode == 2
     assert f"upgrade-policy.yaml:{line}" in result.stderr and message in result.stderr
     assert writes == []
+
+
+def test_the_ci_examples_call_tasks_and_options_that_exist():
+    """The GitHub Actions examples are documentation, not run here: keep their commands real."""
+    import shlex
+
+    import yaml
+
+    from taltasks.tasks import namespace
+    from testpaths import REPO_ROOT
+
+    tasks = namespace()
+    seen = []
+    for path in sorted((REPO_ROOT / ".github" / "workflows").glob("talos-*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for job in doc["jobs"].values():
+            for step in job["steps"]:
+                for line in str(step.get("run", "")).replace("\n", " ").split("|"):
+                    words = shlex.split(line.split(">")[0]) if "invoke " in line else []
+                    if not words:
+                        continue
+                    name, flags = words[1], [w[2:] for w in words[2:] if w.startswith("--")]
+                    task = tasks[name]
+                    options = {a.name.replace("_", "-") for a in task.get_arguments()}
+                    assert set(flags) <= options, (path.name, name, set(flags) - options)
+                    seen.append(name)
+    assert {"talos.plan", "talos.upgrade-all"} <= set(seen)
