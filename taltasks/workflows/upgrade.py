@@ -86,14 +86,16 @@ class UpgradeStopped(OperationFailed):
     ``last_values`` what the failing gate saw last (empty for non-gate failures)."""
 
     def __init__(self, node: str, step: str, cause: TaltasksError, *, done: int, left: int, command: str):
-        hint = cause.hint or ""
+        from taltasks.gates.engine import DEFAULT_HINT
+
+        base = (cause.hint or "").replace(DEFAULT_HINT, "nothing further was changed; fix the cause")
         again = f"run `invoke {command}` again to resume ({done} node(s) done, {left} left)"
         super().__init__(
             f"upgrade stopped at {node} ({step}): {cause}",
             where=None,
-            hint=f"{hint}; {again}" if hint and "again" not in hint else (hint or again),
+            hint=f"{base}; {again}" if base else again,
         )
-        self.exit_code = max(cause.exit_code, OperationFailed.exit_code)
+        self.exit_code = cause.exit_code  # 4 for a step or gate, 3 for an unreachable API
         self.node = node
         self.step = step
         self.cause = cause
