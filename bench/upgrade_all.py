@@ -19,14 +19,13 @@ CNPG switchovers, drains, gates, cleanup — and reports:
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import REPO, compile_project, table
+from bench._common import REPO, compile_project, start_sim, stop_sim, table
 
 SCENARIO = REPO / "tests" / "scenarios" / "rook-cnpg.yaml"
 
@@ -37,6 +36,8 @@ CLUSTER_TIMES = {
     "recoverySeconds: 1.0": "recoverySeconds: 0.05",
     "checkIntervalSeconds: 0.5": "checkIntervalSeconds: 0.1",
     "switchoverSeconds: 0.3": "switchoverSeconds: 0.1",
+    "podStartSeconds: 0.05": "podStartSeconds: 0.01",
+    "podTerminationSeconds: 0.05": "podTerminationSeconds: 0.01",
 }
 
 
@@ -60,25 +61,8 @@ def _prepare(directory: Path, reboot: float, window: float) -> Path:
     from taltasks.sim.addresses import free_subnet
 
     repo = move_to_subnet(copy_demo(directory / "repo"), free_subnet())
-    (directory / "scenario.yaml").write_text(_scenario(reboot))
     (repo / "talos" / "upgrade-policy.yaml").write_text(POLICY.format(window=window))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "sim.up",
-            "--dir",
-            str(directory / "sim"),
-            "--repo",
-            str(repo),
-            "--scenario",
-            str(directory / "scenario.yaml"),
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
+    start_sim(directory / "sim", _scenario(reboot), repo=repo)
     talenv = repo / "talos" / "talenv.yaml"
     edit(talenv, "talosVersion: v1.11.5", "talosVersion: v1.12.0")
     return repo
@@ -162,12 +146,7 @@ def main(quick: bool = False) -> dict[str, float]:
                 total = time.monotonic() - started
             record = read_file(directory / "sim" / "record.jsonl")
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "invoke", "sim.down", "--dir", str(directory / "sim")],
-                cwd=REPO,
-                check=False,
-                capture_output=True,
-            )
+            stop_sim(directory / "sim")
     nodes = result.upgraded
     reboots, reactions = _reboots_and_reactions(record, nodes)
     baseline = sum(reboots) + len(nodes) * window

@@ -60,15 +60,14 @@ TUPPR = {
 class DemoCluster:
     repo: Path
     world: SimWorld
-    directory: Path
 
     @property
     def talosconfig(self) -> Path:
-        return self.directory / "talosconfig"
+        return self.world.files.talosconfig
 
     @property
     def kubeconfig(self) -> Path:
-        return self.directory / "kubeconfig"
+        return self.world.files.kubeconfig
 
     @property
     def recorder(self):
@@ -148,7 +147,7 @@ def demo_cluster(
         raise
     edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
     write_policy(repo, **policy)
-    return DemoCluster(repo, world, directory)
+    return DemoCluster(repo, world)
 
 
 def _flow(mapping: dict[str, Any]) -> str:

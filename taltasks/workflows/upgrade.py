@@ -202,6 +202,8 @@ class _Run:
     # ---- top level --------------------------------------------------------------------------
 
     def execute(self) -> UpgradeResult:
+        from taltasks.kube.nodes import list_nodes
+
         started = time.monotonic()
         previous = self._previous()
         if previous is not None and not self.options.dry_run:
@@ -221,13 +223,16 @@ class _Run:
                 skipped=[s.hostname for s in plan.steps],
             )
             return result
+        list_nodes(self.kube)  # an unreachable Kubernetes API fails now (exit 3), not at a gate deadline
         if not self.options.force:
             self._quorum_precheck(plan)
         self._journaled(plan)
         result.seconds = round(time.monotonic() - started, 3)
+        skipped = len(plan.steps) - len(plan.actions)
         self.emitter.emit(
             "summary",
-            f"upgraded {len(result.upgraded)} node(s) in {result.seconds:.1f}s; {plan.summary()}",
+            f"upgraded {len(result.upgraded)} node(s) in {result.seconds:.1f}s"
+            + (f"; {skipped} already at the desired version" if skipped else ""),
             upgraded=result.upgraded,
             skipped=[s.hostname for s in plan.steps if s.action == "skip"],
             seconds=result.seconds,
