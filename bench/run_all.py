@@ -97,7 +97,7 @@ BENCHES: tuple[Bench, ...] = (
         "upgrade_all",
         "upgrade-all",
         (
-            Row("6 nodes: total vs Σ(reboot R + window W)", "total_s", "s", "baseline_s"),
+            Row("total vs Σ(reboot R + window W) over the nodes", "total_s", "s", "baseline_s"),
             Row("overhead vs its allowance (10% + 2 s)", "overhead_s", "s", "overhead_allowance_s", 1.0),
             Row("gate reaction p50 vs 500 ms", "gate_reaction_ms", "ms", 500.0, 1.0),
         ),

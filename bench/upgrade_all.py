@@ -120,7 +120,7 @@ def _reboots_and_reactions(record: list, nodes: list[str]) -> tuple[list[float],
 
 
 def main(quick: bool = False) -> dict[str, float]:
-    """Print the table; return its figures (``quick``: shorter reboots and window)."""
+    """Print the table; return its figures (``quick``: two nodes, shorter reboots and window)."""
     compile_project()
     from taltasks.events import Emitter
     from taltasks.kube.client import connect as kube_connect
@@ -131,6 +131,8 @@ def main(quick: bool = False) -> dict[str, float]:
     from taltasks.workflows.upgrade import UpgradeOptions, run_upgrade
 
     reboot, window = (1.5, 3.0) if quick else (3.0, 5.0)
+    # quick (a smoke run): one control plane and one worker instead of all six nodes
+    options = UpgradeOptions(only=("cp-2", "worker-2") if quick else ())
     with tempfile.TemporaryDirectory(prefix="bench-upgrade-") as tmp:
         directory = Path(tmp)
         repo = _prepare(directory, reboot, window)
@@ -142,7 +144,7 @@ def main(quick: bool = False) -> dict[str, float]:
             ):
                 _settle(repo, talos, kube, policy)
                 started = time.monotonic()
-                result = run_upgrade(repo, cluster, policy, talos, kube, UpgradeOptions(), emitter=Emitter())
+                result = run_upgrade(repo, cluster, policy, talos, kube, options, emitter=Emitter())
                 total = time.monotonic() - started
             record = read_file(directory / "sim" / "record.jsonl")
         finally:
