@@ -134,6 +134,15 @@ def test_upgrade_all_rolls_every_node_safely_then_a_rerun_does_nothing(cluster):
     for event in events.events:
         model.apply(event)
     assert {n: r.state for n, r in model.nodes.items()} == dict.fromkeys(order, "done")
+    import io
+
+    from rich.console import Console
+
+    from taltasks.ui.live import render
+
+    screen = io.StringIO()
+    Console(file=screen, width=160).print(render(model))
+    assert all(name in screen.getvalue() for name in order) and "post gates" not in screen.getvalue()
     assert d.world.kube.errors == []
 
     # at once again: nothing to do, nothing touched
