@@ -37,8 +37,9 @@ HEALTHY = "Cluster in healthy state"
 FLUX_SUSPENDED_BY_US = {"cluster-apps", "cilium", "rook-ceph-cluster"}
 
 
-def upgrade(d, **options):
-    """run_upgrade as the task calls it; returns (result, events)."""
+def upgrade(d, *sinks, **options):
+    """run_upgrade as the task calls it; returns (result, events). ``sinks`` see every
+    event as it happens (to change the world at an exact point of the run)."""
     events = Collector()
     talos, kube = d.connect()
     try:
@@ -49,7 +50,7 @@ def upgrade(d, **options):
             talos,
             kube,
             UpgradeOptions(poll_interval=0.1, resync_interval=0.5, **options),
-            emitter=Emitter(events),
+            emitter=Emitter(events, *sinks),
         )
     finally:
         talos.close()
@@ -199,11 +200,15 @@ def test_a_node_that_never_returns_stops_the_run_and_resume_completes_after_the_
         state = journal(d)
         assert (state.status, state.done_nodes, state.in_progress) == ("failed", order[:1], [stuck])
 
-        d.world.set_talos_faults(stuck, never_returns=False)
-        result, events = upgrade(d)
+        def clear_once_waiting(event):  # the fault clears while the resumed run waits for the node
+            if event.kind == "step.started" and event.data.get("step") == "resume":
+                d.world.set_talos_faults(stuck, never_returns=False)
+
+        result, events = upgrade(d, clear_once_waiting)
         assert result.resumed == "failed" and result.upgraded == order[2:]
         resumed = [e for e in events.of("step.done") if e.data.get("step") == "resume"]
-        assert [e.node for e in resumed] == [stuck]  # waited for it to come back, then skipped it
+        assert [e.node for e in resumed] == [stuck]  # waited for it to come back…
+        assert stuck in [e.node for e in events.of("node.skipped")]  # …then skipped it: already upgraded
         assert upgraded_nodes(rec) == order  # the stuck node was not sent a second Upgrade
         assert d.versions() == dict.fromkeys(d.versions(), NEW)
         assert journal(d).status == "completed"
@@ -226,6 +231,13 @@ def test_ceph_stuck_in_health_warn_stops_at_the_gate_deadline_with_the_last_valu
         assert any(v.startswith("HEALTH_WARN: OSD_DOWN") for v in err.last_values.values()), err.last_values
         assert upgraded_nodes(d.recorder) == order[:1]
         assert_cleaned_up(d)
+        # that node is at its version now: asking for it again has nothing to do, and says so
+        again, events = upgrade(d, only=(order[0],))
+        assert again.nothing_to_do and again.resumed == "failed"
+        assert (
+            events.of("summary")[-1].message == "nothing to do: all 1 node(s) already at the desired version"
+        )
+        assert journal(d).status == "completed"  # the stopped run's journal went to the history
     finally:
         d.stop()
 

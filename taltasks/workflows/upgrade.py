@@ -216,6 +216,11 @@ class _Run:
             return result
         leftovers = previous is not None and not previous.finished and bool(previous.pending)
         if plan.nothing_to_do and not leftovers:
+            if previous is not None:  # the stopped run is over now: close its story
+                from taltasks.workflows.journal import Journal
+
+                with Journal.open(self.root, OPERATION) as journal:
+                    journal.note("nothing left to do after the previous run")
             self.emitter.emit(
                 "summary",
                 f"nothing to do: all {len(plan.steps)} node(s) already at the desired version",
@@ -299,10 +304,10 @@ class _Run:
             boot_id = started[-1].get("boot_id")
             try:
                 state = self.talos.machine(node.ip)
-                if state.boot_id == boot_id and state.stage == "running" and state.ready:
-                    continue  # the upgrade never began: the plan will do it again
+                if state.stage == "running" and state.ready:
+                    continue  # up, whatever it runs now: the plan decides
             except TaltasksError:
-                pass
+                pass  # down or rebooting: wait for it
             back = GateContext(
                 self.cluster.nodes,
                 node,
