@@ -41,3 +41,26 @@ def table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
     for r in [("measure", "value", "target", "ratio"), *rows]:
         print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
     sys.stdout.flush()
+
+
+def start_sim(directory: Path, scenario: str, *, repo: Path | None = None) -> None:
+    """``invoke sim.up`` in ``directory`` with this scenario text (and ``--repo``)."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "scenario.yaml").write_text(scenario)
+    args = ["sim.up", "--dir", str(directory), "--scenario", str(directory / "scenario.yaml")]
+    if repo is not None:
+        args += ["--repo", str(repo)]
+    subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, check=True, capture_output=True)
+
+
+def stop_sim(directory: Path) -> None:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "invoke", "sim.down", "--dir", str(directory)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+    )

@@ -7,42 +7,13 @@ path — grpcio → local TLS bridge → OpenSSL → simulator TLS front → grp
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import REPO, compile_project, p50, table, timed
-
-
-def start_sim(directory: Path, scenario: str) -> None:
-    (directory / "scenario.yaml").write_text(scenario)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "sim.up",
-            "--dir",
-            str(directory),
-            "--scenario",
-            str(directory / "scenario.yaml"),
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-
-
-def stop_sim(directory: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "invoke", "sim.down", "--dir", str(directory)],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-    )
+from bench._common import compile_project, p50, start_sim, stop_sim, table, timed
 
 
 def main(quick: bool = False) -> dict[str, float]:

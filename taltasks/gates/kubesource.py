@@ -6,8 +6,9 @@
 kinds are resolved through API discovery (cached; a kind the server does not serve raises
 ``ResourceTypeUnknown``, which gates count as a failed check), objects are read through the
 client's generic custom-object calls (named groups) or its core calls, and every
-subscription is a :func:`~taltasks.kube.watch.follow` loop on its own daemon thread that
-sets the wake event after each change, re-list included.
+distinct query is followed by one :func:`~taltasks.kube.watch.follow` loop on a daemon thread
+for the life of the source, setting every subscriber's wake event after each change, re-list
+included; :meth:`ApiKubeSource.close` ends them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from taltasks.errors import TaltasksError
 from taltasks.kube.client import KubeApiError, KubeClient
 from taltasks.kube.discovery import ApiResource, Discovery, KindNotServed
 from taltasks.kube.watch import follow
@@ -31,6 +31,10 @@ class ApiKubeSource:
         self.client = client
         self.watch_seconds = watch_seconds
         self._discovery = Discovery(client)
+        self._lock = threading.RLock()
+        self._wakes: dict[Any, list[threading.Event]] = {}
+        self._watchers: dict[Any, threading.Thread] = {}
+        self._stop = threading.Event()
 
     # ---- discovery --------------------------------------------------------------------------
 
@@ -95,49 +99,64 @@ class ApiKubeSource:
         return obj
 
     def subscribe(self, queries: Sequence[Any], wake: threading.Event) -> Callable[[], None]:
-        stop = threading.Event()
-        threads = []
-        for query in queries:
-            res = self._resource(query.api_version, query.kind)
-            fn, args = self._list_call(res, query.namespace)
-            kwargs: dict[str, Any] = {}
-            if query.label_selector:
-                kwargs["label_selector"] = query.label_selector
-            if query.name:
-                kwargs["field_selector"] = f"metadata.name={query.name}"
-            thread = threading.Thread(
-                target=self._follow,
-                args=(fn, args, kwargs, wake, stop),
-                name=f"gate-watch-{query.kind}",
-                daemon=True,
-            )
-            thread.start()
-            threads.append(thread)
+        """Wake ``wake`` on every change to what ``queries`` select (and once at once, for
+        the first look). One watcher per distinct query serves every subscriber for the
+        life of the source, so a workflow waiting many times opens few watches."""
+        wanted = list(dict.fromkeys(queries))
+        with self._lock:
+            for query in wanted:
+                self._wakes.setdefault(query, []).append(wake)
+                if query not in self._watchers:
+                    res = self._resource(query.api_version, query.kind)
+                    fn, args = self._list_call(res, query.namespace)
+                    kwargs: dict[str, Any] = {}
+                    if query.label_selector:
+                        kwargs["label_selector"] = query.label_selector
+                    if query.name:
+                        kwargs["field_selector"] = f"metadata.name={query.name}"
+                    thread = threading.Thread(
+                        target=self._follow,
+                        args=(query, fn, args, kwargs),
+                        name=f"gate-watch-{query.kind}",
+                        daemon=True,
+                    )
+                    self._watchers[query] = thread
+                    thread.start()
+        wake.set()
 
         def unsubscribe() -> None:
-            stop.set()
+            with self._lock:
+                for query in wanted:
+                    events = self._wakes.get(query, [])
+                    if wake in events:
+                        events.remove(wake)
 
         return unsubscribe
 
+    def close(self) -> None:
+        """Stop the watchers (each ends at its next event or within ``watch_seconds``)."""
+        self._stop.set()
+
+    def _notify(self, query: Any) -> None:
+        with self._lock:
+            events = list(self._wakes.get(query, ()))
+        for event in events:
+            event.set()
+
     def _follow(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        wake: threading.Event,
-        stop: threading.Event,
+        self, query: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         import time
 
-        while not stop.is_set():
+        while not self._stop.is_set():
             try:
                 deadline = time.monotonic() + self.watch_seconds
                 for _ in follow(
                     self.client, fn, *args, deadline=deadline, server_timeout=self.watch_seconds, **kwargs
                 ):
-                    if stop.is_set():
+                    if self._stop.is_set():
                         return
-                    wake.set()
-            except TaltasksError:
-                wake.set()  # the engine's next read reports the failure
-                stop.wait(1.0)
+                    self._notify(query)
+            except Exception:  # the API went away or the client closed: the engine's reads say why
+                self._notify(query)
+                self._stop.wait(1.0)

@@ -3,8 +3,8 @@
 :func:`suspend_flux` sets ``spec.suspend: true`` on every Kustomization and HelmRelease
 (optionally of one namespace) that is not already suspended, and returns a
 :class:`FluxSuspension` naming the objects *it* suspended and the ones that already were.
-The caller stores ``suspension.to_dict()`` in its journal; :func:`resume_flux` takes it
-back (``FluxSuspension.from_dict``) and resumes only the objects this run suspended,
+The caller stores ``suspension.to_dict()`` in its journal (:func:`plan_suspension` gives
+it before anything changes, for write-ahead journals); :func:`resume_flux` takes it back (``FluxSuspension.from_dict``) and resumes only the objects this run suspended,
 requesting an immediate reconcile as ``flux reconcile`` does. If suspending fails half-way,
 what was already suspended is resumed before the error propagates. Missing CRDs (no Flux
 installed) mean nothing to suspend.
@@ -73,6 +73,58 @@ def _patch(client: KubeClient, ref: FluxRef, body: dict[str, Any]) -> None:
     )
 
 
+def plan_suspension(
+    client: KubeClient,
+    *,
+    namespace: str | None = None,
+    kinds: Iterable[str] = ("Kustomization", "HelmRelease"),
+    emitter: Emitter = NULL,
+) -> FluxSuspension:
+    """What :func:`suspend_flux` would suspend, changing nothing: a caller that journals
+    before it acts (write-ahead) records this, then passes it to :func:`apply_suspension`."""
+    suspended: list[FluxRef] = []
+    already: list[FluxRef] = []
+    for kind in kinds:
+        if kind not in FLUX_KINDS:
+            raise OperationFailed(f"unknown Flux kind {kind!r}", hint=f"use one of: {', '.join(FLUX_KINDS)}")
+        items = client.list_custom(*FLUX_KINDS[kind], namespace, what=f"list {kind}s")
+        if items is None:
+            emitter.emit(
+                "info",
+                f"no {kind} resource in this cluster (Flux not installed?): nothing to suspend",
+                step="flux-suspend",
+            )
+            continue
+        for obj in items:
+            m = obj.get("metadata") or {}
+            ref = FluxRef(kind, m.get("namespace", ""), m.get("name", ""))
+            (already if (obj.get("spec") or {}).get("suspend") else suspended).append(ref)
+    return FluxSuspension(tuple(suspended), tuple(already))
+
+
+def apply_suspension(client: KubeClient, suspension: FluxSuspension, *, emitter: Emitter = NULL) -> None:
+    """Suspend the objects ``suspension.suspended`` names; if that fails half-way, resume
+    the ones already suspended before the error propagates."""
+    done: list[FluxRef] = []
+    try:
+        for ref in suspension.suspended:
+            _patch(client, ref, {"spec": {"suspend": True}})
+            done.append(ref)
+    except BaseException:
+        if done:
+            resume_flux(client, FluxSuspension(tuple(done)), reconcile=False, emitter=emitter)
+        raise
+    already = suspension.already_suspended
+    emitter.emit(
+        "info",
+        f"suspended {len(done)} Flux object(s)"
+        + (f"; {len(already)} were already suspended and stay so" if already else ""),
+        step="flux-suspend",
+        suspended=[str(r) for r in done],
+        already_suspended=[str(r) for r in already],
+    )
+
+
 def suspend_flux(
     client: KubeClient,
     *,
@@ -80,43 +132,9 @@ def suspend_flux(
     kinds: Iterable[str] = ("Kustomization", "HelmRelease"),
     emitter: Emitter = NULL,
 ) -> FluxSuspension:
-    suspended: list[FluxRef] = []
-    already: list[FluxRef] = []
-    try:
-        for kind in kinds:
-            if kind not in FLUX_KINDS:
-                raise OperationFailed(
-                    f"unknown Flux kind {kind!r}", hint=f"use one of: {', '.join(FLUX_KINDS)}"
-                )
-            items = client.list_custom(*FLUX_KINDS[kind], namespace, what=f"list {kind}s")
-            if items is None:
-                emitter.emit(
-                    "info",
-                    f"no {kind} resource in this cluster (Flux not installed?): nothing to suspend",
-                    step="flux-suspend",
-                )
-                continue
-            for obj in items:
-                m = obj.get("metadata") or {}
-                ref = FluxRef(kind, m.get("namespace", ""), m.get("name", ""))
-                if (obj.get("spec") or {}).get("suspend"):
-                    already.append(ref)
-                    continue
-                _patch(client, ref, {"spec": {"suspend": True}})
-                suspended.append(ref)
-    except BaseException:
-        if suspended:
-            resume_flux(client, FluxSuspension(tuple(suspended)), reconcile=False, emitter=emitter)
-        raise
-    emitter.emit(
-        "info",
-        f"suspended {len(suspended)} Flux object(s)"
-        + (f"; {len(already)} were already suspended and stay so" if already else ""),
-        step="flux-suspend",
-        suspended=[str(r) for r in suspended],
-        already_suspended=[str(r) for r in already],
-    )
-    return FluxSuspension(tuple(suspended), tuple(already))
+    suspension = plan_suspension(client, namespace=namespace, kinds=kinds, emitter=emitter)
+    apply_suspension(client, suspension, emitter=emitter)
+    return suspension
 
 
 def resume_flux(

@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "talos_read",
     "talos_config",
     "talos_node",
+    "talos_upgrade",
     "talos_k8s",
     "talos_cni",
     "etcd",

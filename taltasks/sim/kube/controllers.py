@@ -515,7 +515,11 @@ class DaemonSetController(Controller):
             if node_name not in eligible:
                 for p in node_pods:
                     if not is_deleting(p):
-                        self.store.delete("pods", p["metadata"]["name"], namespace=m["namespace"])
+                        try:
+                            self.store.delete("pods", p["metadata"]["name"], namespace=m["namespace"])
+                        except ApiError as exc:  # the node going down removed it since we listed
+                            if exc.code != 404:
+                                raise
         scheduled = [n for n in eligible if any(not is_deleting(p) for p in on_node.get(n, []))]
         ready = [n for n in eligible if any(disruption.pod_healthy(p) for p in on_node.get(n, []))]
         updated = [

@@ -1,0 +1,190 @@
+"""upgrade-all figures against the demo repository's cluster running in its own process.
+
+The simulator (``invoke sim.up --repo``, rook-cnpg scenario: 3 control planes, 3 workers
+with Ceph OSDs, two CNPG clusters, Flux) reboots a node in a fixed simulated time; the
+policy's stability window is W. An ideal rolling upgrade costs, per node, its reboot R
+(from the Upgrade call reaching the node to the node running and ready again, measured
+from the simulator's own record) plus W (the post gates' window after the uncordon). The
+bench times the whole ``run_upgrade`` — preflight, Flux suspend, etcd snapshot, cordon,
+CNPG switchovers, drains, gates, cleanup — and reports:
+
+* ``overhead_ratio`` — total / Σ(R + W) (target: total ≤ 1.1 × Σ(R + W) + 2 s, shown as
+  ``overhead_s`` against ``overhead_allowance_s``);
+* ``gate_reaction_ms`` — p50 over the nodes of the time from the moment a node's "back"
+  condition holds in the simulator (Talos running + ready on the new boot, and its Node
+  Ready, whichever is later) to the next step reaching the cluster (the uncordon request),
+  target ≤ 500 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import REPO, compile_project, start_sim, stop_sim, table
+
+SCENARIO = REPO / "tests" / "scenarios" / "rook-cnpg.yaml"
+
+
+# The cluster's own reactions (Ceph noticing an OSD back and recovering, a CNPG switchover,
+# pods starting) are kept short, so what the total adds over Σ(R + W) is mostly the tool.
+CLUSTER_TIMES = {
+    "recoverySeconds: 1.0": "recoverySeconds: 0.05",
+    "checkIntervalSeconds: 0.5": "checkIntervalSeconds: 0.1",
+    "switchoverSeconds: 0.3": "switchoverSeconds: 0.1",
+    "podStartSeconds: 0.05": "podStartSeconds: 0.01",
+    "podTerminationSeconds: 0.05": "podTerminationSeconds: 0.01",
+}
+
+
+def _scenario(reboot: float) -> str:
+    text = SCENARIO.read_text()
+    for old, new in CLUSTER_TIMES.items():
+        text = text.replace(old, new)
+    return text + f"timings: {{reboot: {reboot}, boot: 0.1, shutdown: 0.05, upgradePull: 0.05}}\n"
+
+
+POLICY = """\
+stability: {{window: {window}s, freshSamples: 2}}
+timeouts: {{gate: 60s, drain: 30s, reboot: 60s, switchover: 30s}}
+drain: {{retryInterval: 200ms}}
+"""
+
+
+def _prepare(directory: Path, reboot: float, window: float) -> Path:
+    sys.path.insert(0, str(REPO / "tests"))
+    from configure_support import copy_demo, edit, move_to_subnet
+    from taltasks.sim.addresses import free_subnet
+
+    repo = move_to_subnet(copy_demo(directory / "repo"), free_subnet())
+    (repo / "talos" / "upgrade-policy.yaml").write_text(POLICY.format(window=window))
+    start_sim(directory / "sim", _scenario(reboot), repo=repo)
+    talenv = repo / "talos" / "talenv.yaml"
+    edit(talenv, "talosVersion: v1.11.5", "talosVersion: v1.12.0")
+    return repo
+
+
+def _settle(repo: Path, talos, kube, policy) -> None:
+    """Wait (untimed) until the freshly started cluster passes the preflight gates."""
+    from taltasks.gates.checks import GateContext
+    from taltasks.gates.engine import GateEngine
+    from taltasks.gates.kubesource import ApiKubeSource
+    from taltasks.gates.talossource import ApiTalosSource
+    from taltasks.model import load_cluster
+
+    source, kube_source = ApiTalosSource(talos), ApiKubeSource(kube, watch_seconds=5)
+    try:
+        engine = GateEngine(kube_source, source, poll_interval=0.2, resync_interval=1.0)
+        engine.wait(policy.preflight, GateContext(load_cluster(repo).nodes, stage="preflight"))
+    finally:
+        source.close()
+        kube_source.close()
+
+
+def _reboots_and_reactions(record: list, nodes: list[str]) -> tuple[list[float], list[float]]:
+    """Per node: R (Upgrade received → running and ready on the new boot) and the reaction
+    (back condition true in the simulator → uncordon request arrives)."""
+    reboots, reactions = [], []
+    for node in nodes:
+        start = next(e for e in record if e.kind == "talos.upgrade" and e.get("node") == node)
+        back = next(
+            e
+            for e in record
+            if e.seq > start.seq
+            and e.kind == "talos.stage"
+            and e.get("node") == node
+            and e.get("stage") == "running"
+            and e.get("ready")
+        )
+        ready = next(
+            e
+            for e in record
+            if e.seq > start.seq and e.kind == "node.ready" and e.get("node") == node and e.get("ready")
+        )
+        uncordon = next(
+            e
+            for e in record
+            if e.seq > back.seq
+            and e.kind == "kube.api"
+            and e.get("resource") == "nodes"
+            and e.get("name") == node
+            and e.get("verb") == "patch"
+        )
+        reboots.append(back.ts - start.ts)
+        reactions.append(uncordon.ts - max(back.ts, ready.ts))
+    return reboots, reactions
+
+
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the table; return its figures (``quick``: two nodes, shorter reboots and window)."""
+    compile_project()
+    from taltasks.events import Emitter
+    from taltasks.kube.client import connect as kube_connect
+    from taltasks.model import load_cluster
+    from taltasks.model.policy import load_policy
+    from taltasks.sim.record import read_file
+    from taltasks.talos.connect import connect
+    from taltasks.workflows.upgrade import UpgradeOptions, run_upgrade
+
+    reboot, window = (1.5, 3.0) if quick else (3.0, 5.0)
+    # quick (a smoke run): one control plane and one worker instead of all six nodes
+    options = UpgradeOptions(only=("cp-2", "worker-2") if quick else ())
+    with tempfile.TemporaryDirectory(prefix="bench-upgrade-") as tmp:
+        directory = Path(tmp)
+        repo = _prepare(directory, reboot, window)
+        try:
+            cluster, policy = load_cluster(repo), load_policy(repo)
+            with (
+                connect(talosconfig=str(directory / "sim" / "talosconfig")) as talos,
+                kube_connect(directory / "sim" / "kubeconfig") as kube,
+            ):
+                _settle(repo, talos, kube, policy)
+                started = time.monotonic()
+                result = run_upgrade(repo, cluster, policy, talos, kube, options, emitter=Emitter())
+                total = time.monotonic() - started
+            record = read_file(directory / "sim" / "record.jsonl")
+        finally:
+            stop_sim(directory / "sim")
+    nodes = result.upgraded
+    reboots, reactions = _reboots_and_reactions(record, nodes)
+    baseline = sum(reboots) + len(nodes) * window
+    allowance = 0.1 * baseline + 2.0
+    figures = {
+        "nodes": float(len(nodes)),
+        "reboot_s": round(statistics.mean(reboots), 3),
+        "window_s": window,
+        "total_s": round(total, 3),
+        "baseline_s": round(baseline, 3),
+        "overhead_s": round(total - baseline, 3),
+        "overhead_allowance_s": round(allowance, 3),
+        "overhead_ratio": round(total / baseline, 3),
+        "gate_reaction_ms": round(statistics.median(reactions) * 1000, 1),
+        "gate_reaction_max_ms": round(max(reactions) * 1000, 1),
+    }
+    table(
+        f"upgrade-all: {len(nodes)} nodes, simulated reboot R ≈ {figures['reboot_s']:.2f} s, window W = {window:g} s",
+        [
+            ("total vs Σ(R + W)", f"{total:.1f} s vs {baseline:.1f} s", "", f"{total / baseline:.2f}×"),
+            (
+                "overhead vs 10% + 2 s",
+                f"{total - baseline:.1f} s",
+                f"≤ {allowance:.1f} s",
+                "ok" if total - baseline <= allowance else "MISSED",
+            ),
+            (
+                "gate reaction p50 (max)",
+                f"{figures['gate_reaction_ms']:.0f} ms ({figures['gate_reaction_max_ms']:.0f} ms)",
+                "≤ 500 ms",
+                "ok" if figures["gate_reaction_ms"] <= 500 else "MISSED",
+            ),
+        ],
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

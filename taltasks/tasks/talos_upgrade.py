@@ -1,0 +1,222 @@
+"""talos.plan, talos.upgrade-node, talos.upgrade-all, talos.apply-node: changing what nodes run.
+
+Thin glue: read and validate the repo (cluster definition, upgrade policy) before any
+connection, connect to Talos and Kubernetes with the checkout's configs, call one
+workflow, render its events.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from taltasks.tasks._cli import command, repo_root, split_list
+
+COLLECTION = "talos"
+PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "action", "reason"]
+COMMON_HELP = {
+    "root": "the checkout holding talos/ (default: found from the current directory)",
+    "talosconfig": "talosconfig file (default: $TALOSCONFIG, else talos/clusterconfig/talosconfig)",
+    "kubeconfig": "kubeconfig file (default: $KUBECONFIG, else ./kubeconfig, else ~/.kube/config)",
+    "json": "JSON lines of events on stdout (for CI)",
+}
+UPGRADE_HELP = {
+    **COMMON_HELP,
+    "dry-run": "print the plan and stop: nothing is changed",
+    "force": "skip the etcd quorum guard (and only that)",
+    "allow-downgrade": "allow nodes to go to an older Talos version",
+}
+
+
+def _load(root: str | None):
+    from taltasks.model import load_cluster
+    from taltasks.model.policy import load_policy
+
+    path = repo_root(root)
+    return path, load_cluster(path), load_policy(path)
+
+
+def _talos(path, talosconfig: str | None):
+    from taltasks.repo import talosconfig_path
+    from taltasks.talos.connect import connect
+
+    found = talosconfig_path(path, talosconfig)
+    return connect(talosconfig=str(found) if found else None)
+
+
+def _kube(path, kubeconfig: str | None):
+    from taltasks.kube.client import connect
+    from taltasks.repo import kubeconfig_path
+
+    return connect(kubeconfig_path(path, kubeconfig))
+
+
+def _emitter(json: bool, *, plan_table: bool):
+    """The reporter for this run; with plain lines the plan is also printed as a table."""
+    from taltasks.events import Emitter
+    from taltasks.ui.reporters import PlainReporter, make_reporter
+
+    reporter = make_reporter(json_lines=json)
+    emitter = Emitter(reporter)
+    if plan_table and isinstance(reporter, PlainReporter):
+        emitter.add(_plan_printer(reporter.stream))
+    return reporter, emitter
+
+
+def _plan_printer(stream: Any):
+    from taltasks.ui.tables import print_rows
+
+    def sink(event: Any) -> None:
+        if event.kind == "plan":
+            print_rows(event.data.get("steps") or [], PLAN_COLUMNS, stream=stream)
+
+    return sink
+
+
+def _upgrade(root, only, dry_run, force, allow_downgrade, talosconfig, kubeconfig, json, command_name):
+    from taltasks.ui.tables import print_rows
+    from taltasks.workflows.upgrade import UpgradeOptions, run_upgrade, select_nodes
+
+    path, cluster, policy = _load(root)
+    options = UpgradeOptions(
+        only=tuple(only),
+        dry_run=dry_run,
+        force=force,
+        allow_downgrade=allow_downgrade,
+        command=command_name,
+    )
+    select_nodes(cluster, options.only)  # unknown names fail before any connection
+    reporter, emitter = _emitter(json, plan_table=not dry_run)
+    with reporter, _talos(path, talosconfig) as talos, _kube(path, kubeconfig) as kube:
+        result = run_upgrade(path, cluster, policy, talos, kube, options, emitter=emitter)
+    if dry_run and not json:
+        print_rows(result.plan.rows(), PLAN_COLUMNS)
+        print(f"(dry run) {result.plan.summary()}; nothing was changed", file=sys.stderr)
+
+
+@command(name="upgrade-all", help=UPGRADE_HELP)
+def upgrade_all(
+    c,
+    dry_run=False,
+    force=False,
+    allow_downgrade=False,
+    root=None,
+    talosconfig=None,
+    kubeconfig=None,
+    json=False,
+):
+    """Rolling Talos upgrade of every node to its desired version, gated on etcd, nodes, Ceph, CNPG."""
+    _upgrade(root, (), dry_run, force, allow_downgrade, talosconfig, kubeconfig, json, "talos.upgrade-all")
+
+
+@command(
+    name="upgrade-node",
+    help={**UPGRADE_HELP, "node": "node(s) to upgrade: hostname or IP, comma-separated"},
+    iterable=["node"],
+)
+def upgrade_node(
+    c,
+    node,
+    dry_run=False,
+    force=False,
+    allow_downgrade=False,
+    root=None,
+    talosconfig=None,
+    kubeconfig=None,
+    json=False,
+):
+    """Upgrade one node (or a few) with the same gates, journal and cleanup as upgrade-all."""
+    from taltasks.errors import InputError
+
+    names = split_list(node)
+    if not names:
+        raise InputError("--node is required", hint="e.g. invoke talos.upgrade-node --node worker-1")
+    nodes_arg = ",".join(names)
+    _upgrade(
+        root,
+        names,
+        dry_run,
+        force,
+        allow_downgrade,
+        talosconfig,
+        kubeconfig,
+        json,
+        f"talos.upgrade-node --node {nodes_arg}",
+    )
+
+
+@command(
+    help={
+        **COMMON_HELP,
+        "json": "print the plan as a JSON list (one object per node) for CI",
+        "allow-downgrade": "plan downgrades as upgrades instead of refusing them",
+    }
+)
+def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_downgrade=False):
+    """Desired vs running Talos version per node, and what upgrade-all would do (changes nothing)."""
+    from taltasks.gates.talossource import ApiTalosSource
+    from taltasks.ui.tables import print_rows
+    from taltasks.workflows.upgrade import UpgradeOptions, plan_for
+
+    path, cluster, policy = _load(root)
+    options = UpgradeOptions(allow_downgrade=allow_downgrade)
+    kube = None
+    if policy.order.strategy == "zones":
+        kube = _kube(path, kubeconfig)
+    try:
+        with _talos(path, talosconfig) as talos:
+            result = plan_for(cluster, policy, ApiTalosSource(talos, watch=False), options, kube=kube)
+    finally:
+        if kube is not None:
+            kube.close()
+    print_rows(result.rows(), PLAN_COLUMNS, as_json=json)
+    print(result.summary(), file=sys.stderr)
+
+
+@command(
+    name="apply-node",
+    help={
+        "root": COMMON_HELP["root"],
+        "talosconfig": COMMON_HELP["talosconfig"],
+        "node": "node to configure: hostname or IP from talos/talconfig.yaml",
+        "mode": "auto (default), reboot, no-reboot, staged or try",
+        "dry-run": "show what Talos would do and the config diff (secrets redacted); change nothing",
+        "insecure": "the node is in maintenance mode (found out by itself when not given)",
+        "timeout": "seconds to wait for the node after a reboot (default: the policy's reboot timeout)",
+        "json": "JSON lines of events on stdout",
+    },
+)
+def apply_node(
+    c,
+    node,
+    mode="auto",
+    dry_run=False,
+    insecure=False,
+    timeout=None,
+    root=None,
+    talosconfig=None,
+    json=False,
+):
+    """Apply a node's generated machine config; when that reboots it, wait until it is back."""
+    from taltasks.repo import talosconfig_path
+    from taltasks.talos.config import TalosConfig
+    from taltasks.workflows.apply import ApplyOptions
+    from taltasks.workflows.apply import apply_node as run
+
+    path, cluster, policy = _load(root)
+    cluster.node(node)  # an unknown name fails before any connection
+    found = talosconfig_path(path, talosconfig)
+    context = TalosConfig.load(str(found) if found else None).context()
+    options = ApplyOptions(
+        mode=mode,
+        dry_run=dry_run,
+        insecure=insecure,
+        timeout=float(timeout) if timeout else policy.timeouts.reboot,
+    )
+    reporter, emitter = _emitter(json, plan_table=False)
+    with reporter:
+        outcome = run(path, cluster, node, context, options, emitter=emitter)
+    if dry_run:
+        print(outcome.details)
+    elif not json:
+        print(f"{outcome.node}: {outcome.details or outcome.mode}", file=sys.stderr)

@@ -1,0 +1,124 @@
+"""The upgrade tasks as a user runs them: plan for CI, dry runs, and bad input that changes
+nothing (proved against the simulator's record: no Upgrade call, no Kubernetes write)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from configure_support import edit, line_of, run_invoke
+from taltasks.sim.addresses import free_subnet
+from upgrade_support import NEW, OLD, demo_cluster, our_writes
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    d = demo_cluster(tmp_path_factory.mktemp("upgrade-cli"), free_subnet())
+    yield d
+    d.stop()
+
+
+def invoke(d, *args: str):
+    mark = len(d.recorder.entries())
+    result = run_invoke(*args, *d.args(), cwd=d.repo)
+    return result, our_writes(d.recorder, mark)
+
+
+def test_plan_json_lists_desired_against_running_per_node(cluster):
+    result, writes = invoke(cluster, "talos.plan", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["node"] for r in rows][3:] == ["worker-1", "worker-2", "worker-3"]
+    assert all((r["running"], r["desired"], r["action"]) == (OLD, NEW, "upgrade") for r in rows)
+    assert [r["order"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert sum("etcd leader" in r["role"] for r in rows) == 1 and "etcd leader" in rows[2]["role"]
+    assert "6 to upgrade" in result.stderr
+    assert writes == []
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cluster):
+    result, writes = invoke(cluster, "talos.upgrade-all", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ORDER", "NODE", "ROLE", "RUNNING", "DESIRED", "ACTION", "REASON"]
+    assert len(lines) == 7 and all(f"{OLD} → {NEW}" in line for line in lines[1:])
+    assert "(dry run) 6 to upgrade; nothing was changed" in result.stderr
+    assert writes == []
+
+
+def test_unknown_node_is_refused_before_anything(cluster):
+    result, writes = invoke(cluster, "talos.upgrade-node", "--node", "worker-9")
+    assert result.returncode == 2
+    assert "unknown node 'worker-9' (did you mean 'worker-3'?)" in result.stderr
+    assert "known nodes: cp-1" in result.stderr
+    assert writes == []
+
+
+def test_downgrade_without_allow_downgrade_is_refused(cluster):
+    talenv = cluster.repo / "talos" / "talenv.yaml"
+    edit(talenv, f"talosVersion: {NEW}", "talosVersion: v1.11.0")
+    try:
+        result, writes = invoke(cluster, "talos.upgrade-all")
+        plan, plan_writes = invoke(cluster, "talos.plan", "--json")
+    finally:
+        edit(talenv, "talosVersion: v1.11.0", f"talosVersion: {NEW}")
+    assert result.returncode == 2
+    assert "downgrade v1.11.5 → v1.11.0 refused without --allow-downgrade" in result.stderr
+    assert "--allow-downgrade" in result.stderr.split("hint:")[1]
+    assert writes == [] == plan_writes
+    assert plan.returncode == 0 and {r["action"] for r in json.loads(plan.stdout)} == {"refuse"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "message"),
+    [
+        ("    - cnpg\n", "    - cnpgg\n", "- cnpgg", "unknown gate kind 'cnpgg' (did you mean 'cnpg'?)"),
+        (
+            "expr: status.ceph.health in ['HEALTH_OK']",
+            "expr: status.ceph.health in ['HEALTH_OK'",
+            "expr:",
+            "invalid CEL at line 1",
+        ),
+    ],
+    ids=["unknown-gate-kind", "invalid-cel"],
+)
+def test_bad_policy_is_refused_with_its_line(cluster, old, new, needle, message):
+    policy = cluster.repo / "talos" / "upgrade-policy.yaml"
+    original = policy.read_text()
+    edit(policy, old, new)
+    line = line_of(policy, needle)
+    try:
+        result, writes = invoke(cluster, "talos.upgrade-all")
+    finally:
+        policy.write_text(original)
+    assert result.returncode == 2
+    assert f"upgrade-policy.yaml:{line}" in result.stderr and message in result.stderr
+    assert writes == []
+
+
+def test_the_ci_examples_call_tasks_and_options_that_exist():
+    """The GitHub Actions examples are documentation, not run here: keep their commands real."""
+    import shlex
+
+    import yaml
+
+    from taltasks.tasks import namespace
+    from testpaths import REPO_ROOT
+
+    tasks = namespace()
+    seen = []
+    for path in sorted((REPO_ROOT / ".github" / "workflows").glob("talos-*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for job in doc["jobs"].values():
+            for step in job["steps"]:
+                for line in str(step.get("run", "")).replace("\n", " ").split("|"):
+                    words = shlex.split(line.split(">")[0]) if "invoke " in line else []
+                    if not words:
+                        continue
+                    name, flags = words[1], [w[2:] for w in words[2:] if w.startswith("--")]
+                    task = tasks[name]
+                    options = {a.name.replace("_", "-") for a in task.get_arguments()}
+                    assert set(flags) <= options, (path.name, name, set(flags) - options)
+                    seen.append(name)
+    assert {"talos.plan", "talos.upgrade-all"} <= set(seen)

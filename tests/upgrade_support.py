@@ -1,0 +1,205 @@
+"""A whole simulated cluster built from the demo repository, for the upgrade tests and bench.
+
+:func:`demo_cluster` copies the shipped ``talos/`` to a temporary checkout on a free
+loopback /24, starts the rook-cnpg scenario (3 control planes, 3 workers, Ceph OSDs, two
+CNPG clusters, Flux, tuppr) on it with sub-second timings, waits for it to settle, then
+bumps ``talosVersion`` in ``talenv.yaml`` and writes a fast upgrade policy — so an
+upgrade-all has six nodes to do. Faults go in through the scenario (``faults``,
+``talosFaults``) or live (``world.set_talos_faults``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from configure_support import copy_demo, edit, move_to_subnet
+from taltasks.sim import scenario as sc
+from taltasks.sim.world import SimWorld
+from testpaths import REPO_ROOT
+
+SCENARIO = REPO_ROOT / "tests" / "scenarios" / "rook-cnpg.yaml"
+OLD, NEW = "v1.11.5", "v1.12.0"
+FAST = {"reboot": 0.3, "boot": 0.05, "shutdown": 0.05, "install": 0.05, "upgrade_pull": 0.05}
+
+FAST_POLICY = """\
+stability: {{window: {window}, freshSamples: 2}}
+timeouts: {{gate: {gate}, drain: {drain}, reboot: {reboot}, switchover: 10s}}
+drain: {{retryInterval: 200ms}}
+maintenance:
+  flux: {{suspend: true}}
+  tuppr: {{pause: true}}
+etcdSnapshot: true
+gates:
+  post:
+    - talos-node
+    - etcd
+    - kube-node
+    - gate: ceph
+      timeout: {ceph}
+    - cnpg
+healthChecks:
+  - apiVersion: ceph.rook.io/v1
+    kind: CephCluster
+    namespace: rook-ceph
+    expr: status.ceph.health in ['HEALTH_OK']
+    description: Ceph reports HEALTH_OK
+"""
+
+TUPPR = {
+    "apiVersion": "tuppr.home-operations.com/v1alpha1",
+    "kind": "TalosUpgrade",
+    "metadata": {"name": "talos"},
+    "spec": {"talos": {"version": NEW}},
+}
+
+
+@dataclass
+class DemoCluster:
+    repo: Path
+    world: SimWorld
+
+    @property
+    def talosconfig(self) -> Path:
+        return self.world.files.talosconfig
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.world.files.kubeconfig
+
+    @property
+    def recorder(self):
+        return self.world.recorder
+
+    def args(self) -> list[str]:
+        """Command-line options pointing a task at this cluster."""
+        return [
+            "--root",
+            str(self.repo),
+            "--talosconfig",
+            str(self.talosconfig),
+            "--kubeconfig",
+            str(self.kubeconfig),
+        ]
+
+    def node_ip(self, host: str) -> str:
+        return self.world.talos.node(host).ip
+
+    def versions(self) -> dict[str, str]:
+        return {n.hostname: n.version for n in self.world.talos.nodes}
+
+    def connect(self):
+        """(TalosClient, KubeClient) as the tasks would build them."""
+        from taltasks.kube.client import connect as kube_connect
+        from taltasks.talos.connect import connect
+
+        return connect(talosconfig=str(self.talosconfig)), kube_connect(self.kubeconfig)
+
+    def stop(self) -> None:
+        self.world.stop()
+
+
+def write_policy(
+    repo: Path,
+    *,
+    window: str = "500ms",
+    gate: str = "30s",
+    drain: str = "10s",
+    reboot: str = "10s",
+    ceph: str = "30s",
+    extra: str = "",
+) -> None:
+    text = FAST_POLICY.format(window=window, gate=gate, drain=drain, reboot=reboot, ceph=ceph) + extra
+    (repo / "talos" / "upgrade-policy.yaml").write_text(text)
+
+
+def demo_cluster(
+    tmp_path: Path,
+    subnet: str,
+    *,
+    faults: list[dict[str, Any]] | None = None,
+    talos_faults: dict[str, dict[str, bool]] | None = None,
+    timings: dict[str, float] | None = None,
+    ceph_recovery: float | None = None,
+    **policy: str,
+) -> DemoCluster:
+    repo = move_to_subnet(copy_demo(tmp_path / "repo"), subnet)
+    text = SCENARIO.read_text()
+    if faults:
+        text = text.replace("faults: []", "faults:\n" + "".join(f"  - {_flow(f)}\n" for f in faults))
+    if talos_faults:
+        text += "talosFaults:\n" + "".join(f"  {n}: {_flow(f)}\n" for n, f in talos_faults.items())
+    if ceph_recovery is not None:
+        text = re.sub(r"recoverySeconds: [0-9.]+", f"recoverySeconds: {ceph_recovery}", text)
+    scenario_file = tmp_path / "scenario.yaml"
+    scenario_file.write_text(text)
+    scenario = sc.load(scenario_file)
+    scenario.timings.update({**FAST, **(timings or {})})
+    directory = tmp_path / "sim"
+    world = SimWorld.from_repo(repo, scenario, directory=directory).start()
+    try:
+        world.kube.wait_settled(20)
+        world.kube.store.create(dict(TUPPR))
+    except BaseException:
+        world.stop()
+        raise
+    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
+    write_policy(repo, **policy)
+    return DemoCluster(repo, world)
+
+
+def _flow(mapping: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(mapping)
+
+
+# ---- reading the simulator's record -------------------------------------------------------------
+
+
+def our_writes(recorder, since: int = 0) -> list:
+    """Kubernetes writes through the API (the simulator's own actors write to the store
+    directly, so these are the tool's) and Talos Upgrade calls, from entry ``since`` on."""
+    return [
+        e
+        for e in recorder.entries()
+        if e.seq >= since
+        and (
+            (e.kind == "kube.api" and e.get("verb") not in ("get", "list", "watch"))
+            or e.kind in ("talos.upgrade", "talos.apply", "talos.reboot")
+        )
+    ]
+
+
+def most_not_ready(recorder) -> int:
+    """The largest number of Nodes NotReady at the same time."""
+    down: set[str] = set()
+    worst = 0
+    for e in recorder.entries("node.ready"):
+        (down.discard if e["ready"] else down.add)(e["node"])
+        worst = max(worst, len(down))
+    return worst
+
+
+def node_starts(recorder) -> dict[str, int]:
+    """Per node, the record position of the first change made to it (its cordon)."""
+    starts: dict[str, int] = {}
+    for e in recorder.entries("kube.api", resource="nodes", verb="patch"):
+        starts.setdefault(e["name"], e.seq)
+    return starts
+
+
+def health_at(recorder, seq: int) -> tuple[str | None, dict[str, dict]]:
+    """Ceph health and each CNPG cluster's last status recorded before position ``seq``."""
+    ceph = None
+    cnpg: dict[str, dict] = {}
+    for e in recorder.entries():
+        if e.seq >= seq:
+            break
+        if e.kind == "ceph.health":
+            ceph = e["health"]
+        elif e.kind == "cnpg.status":
+            cnpg[e["cluster"]] = e.data
+    return ceph, cnpg
