@@ -17,6 +17,7 @@ from typing import Any
 
 from configure_support import copy_demo, edit, move_to_subnet
 from taltasks.sim import scenario as sc
+from taltasks.sim.verdict import health_at, most_not_ready, node_starts  # noqa: F401 - re-exported for the tests
 from taltasks.sim.world import SimWorld
 from testpaths import REPO_ROOT
 
@@ -171,35 +172,3 @@ def our_writes(recorder, since: int = 0) -> list:
             or e.kind in ("talos.upgrade", "talos.apply", "talos.reboot")
         )
     ]
-
-
-def most_not_ready(recorder) -> int:
-    """The largest number of Nodes NotReady at the same time."""
-    down: set[str] = set()
-    worst = 0
-    for e in recorder.entries("node.ready"):
-        (down.discard if e["ready"] else down.add)(e["node"])
-        worst = max(worst, len(down))
-    return worst
-
-
-def node_starts(recorder) -> dict[str, int]:
-    """Per node, the record position of the first change made to it (its cordon)."""
-    starts: dict[str, int] = {}
-    for e in recorder.entries("kube.api", resource="nodes", verb="patch"):
-        starts.setdefault(e["name"], e.seq)
-    return starts
-
-
-def health_at(recorder, seq: int) -> tuple[str | None, dict[str, dict]]:
-    """Ceph health and each CNPG cluster's last status recorded before position ``seq``."""
-    ceph = None
-    cnpg: dict[str, dict] = {}
-    for e in recorder.entries():
-        if e.seq >= seq:
-            break
-        if e.kind == "ceph.health":
-            ceph = e["health"]
-        elif e.kind == "cnpg.status":
-            cnpg[e["cluster"]] = e.data
-    return ceph, cnpg

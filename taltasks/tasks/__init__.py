@@ -15,6 +15,7 @@ from invoke import Collection, Task
 MODULES: tuple[str, ...] = (
     "configure",
     "bootstrap",
+    "demo",
     "talos_genconfig",
     "sim",
     "talos_read",
