@@ -139,10 +139,13 @@ def watch_latencies(endpoint: Endpoint, samples: int) -> list[float]:
                     with arrived:
                         received[seq] = time.perf_counter()
                         arrived.notify_all()
-        except OSError:  # the connection closed when the bench finished
+        except (OSError, ValueError, AttributeError):
+            # we shut the socket down under http.client when the bench finished; it reports
+            # that as whichever of these it trips over first
             return
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     writer = endpoint.connect()
     latencies = []
     for i in range(samples):
@@ -161,6 +164,7 @@ def watch_latencies(endpoint: Endpoint, samples: int) -> list[float]:
         latencies.append(received[seq] - sent)
     # unblock the reader first: closing an SSL socket another thread reads from waits for it
     watcher.sock.shutdown(socket.SHUT_RDWR)
+    reader.join(5)
     watcher.close()
     writer.close()
     return latencies
