@@ -50,3 +50,31 @@ def resolve(client: TalosClient, name_or_ip: str, known: list[ClusterMember] | N
             return m
     listing = ", ".join(f"{m.hostname} ({m.ip})" for m in known) or "none"
     raise InputError(f"unknown node {name_or_ip!r}", hint=f"cluster members: {listing}")
+
+
+def answering(client: TalosClient, ips: list[str]) -> dict[str, bool]:
+    """Which nodes answer with the client's talosconfig (mutual TLS, i.e. configured)."""
+    from taltasks.errors import ConnectionFailed
+
+    try:
+        results = client.version(ips, timeout=5)
+    except ConnectionFailed:
+        return dict.fromkeys(ips, False)
+    ok = {r.node: r.ok for r in results}
+    return {ip: ok.get(ip, False) for ip in ips}
+
+
+def maintenance_stage(ip: str) -> str | None:
+    """The stage a node reports over the insecure maintenance API (``maintenance``,
+    ``installing``, …), or None when it does not answer there — e.g. it is configured."""
+    from taltasks.errors import TaltasksError
+    from taltasks.talos.config import Context
+
+    try:
+        with TalosClient.from_context(
+            Context("maintenance", endpoints=[ip]), insecure=True, connect_timeout=3
+        ) as m:
+            res = m.get("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime")
+            return (res.spec or {}).get("stage")
+    except TaltasksError:
+        return None

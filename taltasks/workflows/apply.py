@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taltasks.errors import ConnectionFailed, OperationFailed, TaltasksError
+from taltasks.errors import ConnectionFailed
 from taltasks.events import NULL, Emitter
 from taltasks.model import Cluster, Node
 
@@ -187,21 +187,20 @@ def _wait_configured(context: Context, node: Node, timeout: float) -> None:
     """Until the node answers the talosconfig's mutual TLS and its machine is running."""
     from taltasks.gates.talossource import ApiTalosSource
     from taltasks.talos.client import TalosClient
+    from taltasks.workflows.polling import NotYet, poll_until
 
-    deadline = time.monotonic() + timeout
-    last = "not reachable with the talosconfig yet"
-    while time.monotonic() < deadline:
-        try:
-            with TalosClient.from_context(context, endpoints=[node.ip], nodes=[], connect_timeout=2.0) as c:
-                state = ApiTalosSource(c, watch=False).machine(node.ip)
-            if state.stage == "running":
-                return
-            last = f"stage {state.stage}"
-        except TaltasksError as exc:
-            last = exc.message
-        time.sleep(0.2)
-    raise OperationFailed(
-        f"{node.hostname} did not come up configured within {timeout:g}s (last seen: {last})",
-        where=node.hostname,
+    def running() -> bool:
+        with TalosClient.from_context(context, endpoints=[node.ip], nodes=[], connect_timeout=2.0) as c:
+            state = ApiTalosSource(c, watch=False).machine(node.ip)
+        if state.stage != "running":
+            raise NotYet(f"stage {state.stage}")
+        return True
+
+    poll_until(
+        running,
+        what=f"{node.hostname} to come up configured",
+        timeout=timeout,
+        poll=0.2,
+        node=node.hostname,
         hint="check the node's console: it may not boot the installed system, or its address changed",
     )

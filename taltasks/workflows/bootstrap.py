@@ -18,13 +18,12 @@ Every stage reports through events and is written to the journal (``.taltasks/``
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taltasks.errors import ConnectionFailed, InputError, OperationFailed, TaltasksError
+from taltasks.errors import InputError, TaltasksError
 from taltasks.events import NULL, Emitter
 from taltasks.talos.client import TalosClient
 from taltasks.talos.config import Context, TalosConfig
@@ -78,27 +77,17 @@ class BootstrapRun:
         return self._kube
 
     def wait(self, what: str, probe: Callable[[], Any], *, node: str | None = None) -> Any:
-        """Poll ``probe`` (truthy = done) until the stage timeout; say what we wait for and
-        the last thing we saw when it does not come."""
-        deadline = time.monotonic() + self.options.timeout
-        last = "nothing yet"
-        announced = False
-        while True:
-            try:
-                value = probe()
-                if value:
-                    return value
-            except TaltasksError as exc:
-                last = str(exc)
-            if not announced:
-                self.emitter.emit("gate.waiting", f"waiting for {what}", node=node)
-                announced = True
-            if time.monotonic() >= deadline:
-                raise OperationFailed(
-                    f"timed out after {self.options.timeout:.0f}s waiting for {what} (last seen: {last})",
-                    where=node,
-                )
-            time.sleep(self.options.poll)
+        """Poll ``probe`` until the stage timeout (see :func:`~taltasks.workflows.polling.poll_until`)."""
+        from taltasks.workflows.polling import poll_until
+
+        return poll_until(
+            probe,
+            what=what,
+            timeout=self.options.timeout,
+            poll=self.options.poll,
+            emitter=self.emitter,
+            node=node,
+        )
 
     def close(self) -> None:
         if self.talos is not None:
@@ -129,31 +118,11 @@ def _node_configs(run: BootstrapRun) -> dict[str, bytes]:
     return out
 
 
-def _answers_authenticated(run: BootstrapRun, ips: list[str]) -> dict[str, bool]:
-    assert run.talos is not None
-    try:
-        results = run.talos.version(ips, timeout=5)
-    except ConnectionFailed:
-        return dict.fromkeys(ips, False)
-    ok = {r.node: r.ok for r in results}
-    return {ip: ok.get(ip, False) for ip in ips}
-
-
-def _maintenance_stage(ip: str) -> str | None:
-    """What a node says about itself over the insecure maintenance API, or None."""
-    try:
-        with TalosClient.from_context(
-            Context("maintenance", endpoints=[ip]), insecure=True, connect_timeout=3
-        ) as m:
-            res = m.get("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime")
-            return (res.spec or {}).get("stage")
-    except TaltasksError:
-        return None
-
-
 def stage_configs(run: BootstrapRun) -> str | None:
+    from taltasks.talos.discovery import answering, maintenance_stage
+
     nodes = run.cluster.nodes
-    answered = _answers_authenticated(run, [n.ip for n in nodes])
+    answered = answering(run.talos, [n.ip for n in nodes])
     if all(answered.values()):
         return "every node answers with the cluster's talosconfig"
     configs = _node_configs(run)
@@ -163,7 +132,7 @@ def stage_configs(run: BootstrapRun) -> str | None:
             continue
         stage = run.wait(
             f"{node.hostname} ({node.ip}) to answer in maintenance mode",
-            lambda n=node: _maintenance_stage(n.ip),
+            lambda n=node: maintenance_stage(n.ip),
             node=node.hostname,
         )
         if stage != "maintenance":
@@ -184,7 +153,7 @@ def stage_configs(run: BootstrapRun) -> str | None:
     for node in nodes:
         run.wait(
             f"{node.hostname} to boot configured",
-            lambda n=node: _answers_authenticated(run, [n.ip])[n.ip],
+            lambda n=node: answering(run.talos, [n.ip])[n.ip],
             node=node.hostname,
         )
     return None

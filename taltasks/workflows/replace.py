@@ -15,13 +15,12 @@ Each step is an event and a journal entry; a failure stops before the next step.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taltasks.errors import ConnectionFailed, InputError, OperationFailed, TaltasksError
+from taltasks.errors import InputError
 from taltasks.events import NULL, Emitter
 from taltasks.talos.client import TalosClient
 from taltasks.talos.config import Context, TalosConfig
@@ -46,44 +45,17 @@ class ReplaceResult:
 
 
 def _wait(what: str, probe: Callable[[], Any], options: ReplaceOptions, emitter: Emitter, node: str) -> Any:
-    deadline = time.monotonic() + options.timeout
-    emitter.emit("gate.waiting", f"waiting for {what}", node=node)
-    last = "nothing yet"
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except TaltasksError as exc:
-            last = str(exc)
-        if time.monotonic() >= deadline:
-            raise OperationFailed(
-                f"timed out after {options.timeout:.0f}s waiting for {what} (last seen: {last})", where=node
-            )
-        time.sleep(options.poll)
+    from taltasks.workflows.polling import poll_until
 
-
-def _answers(tc: TalosClient, ip: str) -> bool:
-    try:
-        [r] = tc.version([ip], timeout=5)
-    except ConnectionFailed:
-        return False
-    return r.ok
-
-
-def _in_maintenance(ip: str) -> bool:
-    try:
-        with TalosClient.from_context(Context("m", endpoints=[ip]), insecure=True, connect_timeout=3) as m:
-            return (
-                m.get("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime").spec or {}
-            ).get("stage") == "maintenance"
-    except TaltasksError:
-        return False
+    return poll_until(
+        probe, what=what, timeout=options.timeout, poll=options.poll, emitter=emitter, node=node
+    )
 
 
 def replace_node(options: ReplaceOptions, emitter: Emitter = NULL) -> ReplaceResult:
     from taltasks.model import load_cluster
     from taltasks.repo import kubeconfig_path, talosconfig_path
+    from taltasks.talos.discovery import answering, maintenance_stage
     from taltasks.workflows import etcd as etcd_wf
     from taltasks.workflows.configure import OUTPUT_DIR, output_name
     from taltasks.workflows.journal import Journal
@@ -128,7 +100,7 @@ def replace_node(options: ReplaceOptions, emitter: Emitter = NULL) -> ReplaceRes
             else:
                 emitter.emit("node.skipped", "no etcd member to remove", node=node.hostname)
         # 2. the old node: reset it if it still answers, and forget its Node object
-        if _answers(tc, node.ip):
+        if answering(tc, [node.ip])[node.ip]:
             with step("reset", "the old machine still answers: resetting it into maintenance mode"):
                 tc.reset(node=node.ip, graceful=False, reboot=True)
             journal.step(node.hostname, "reset", "done")
@@ -143,7 +115,7 @@ def replace_node(options: ReplaceOptions, emitter: Emitter = NULL) -> ReplaceRes
         target = options.maintenance_ip or node.ip
         _wait(
             f"the new machine in maintenance mode at {target}",
-            lambda: _in_maintenance(target),
+            lambda: maintenance_stage(target) == "maintenance",
             options,
             emitter,
             node.hostname,
@@ -156,7 +128,7 @@ def replace_node(options: ReplaceOptions, emitter: Emitter = NULL) -> ReplaceRes
         journal.step(node.hostname, "apply", "done")
         _wait(
             f"{node.hostname} to boot configured at {node.ip}",
-            lambda: _answers(tc, node.ip),
+            lambda: answering(tc, [node.ip])[node.ip],
             options,
             emitter,
             node.hostname,
