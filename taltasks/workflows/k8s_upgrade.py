@@ -338,28 +338,12 @@ def _config_step(kind: str, component: Component, n: ObservedNode, to: Version) 
     current = n.images.get(component.name)
     target = _target_image(current, component, to)
     if current == target:
-        return Step(
-            kind,
-            component.name,
-            n.name,
-            n.ip,
-            (target,),
-            current,
-            "verify",
-            "in the config already: wait for it to run",
-        )
-    return Step(
-        kind,
-        component.name,
-        n.name,
-        n.ip,
-        (target,),
-        current,
-        "upgrade",
-        "set in the config, applied without a reboot"
-        if current
-        else "the config uses Talos's default image: set it explicitly",
-    )
+        action, reason = "verify", "in the config already: wait for it to run"
+    elif current:
+        action, reason = "upgrade", "set in the config, applied without a reboot"
+    else:
+        action, reason = "upgrade", "the config uses Talos's default image: set it explicitly"
+    return Step(kind, component.name, n.name, n.ip, (target,), current, action, reason)
 
 
 # ---- execution ---------------------------------------------------------------------------------
