@@ -105,7 +105,7 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
     problem = endpoint_problem(opts.endpoint, require_https=True)
     if problem:
         raise InputError(
-            problem, where="ENDPOINT", hint="give the Kubernetes API URL, like https://192.168.1.10:6443"
+            problem, where="ENDPOINT", hint="give the Kubernetes API URL, like https://192.0.2.10:6443"
         )
     contract = (
         VersionContract.parse(opts.talos_version, where="--talos-version")

@@ -80,7 +80,7 @@ def endpoint_problem(endpoint: str, *, require_https: bool = False) -> str | Non
     except ValueError as exc:
         return f"endpoint {endpoint!r} is not a valid URL ({exc})"
     if not parts.scheme or not parts.hostname or not parts.hostname.strip():
-        return f"endpoint {endpoint!r} needs a scheme and a host, like https://192.168.1.10:6443"
+        return f"endpoint {endpoint!r} needs a scheme and a host, like https://192.0.2.10:6443"
     if require_https and parts.scheme != "https":
         return f"endpoint {endpoint!r} must use https://"
     if port is not None and not 0 < port < 65536:

@@ -252,7 +252,7 @@ class _Builder:
         if endpoint:
             problem = endpoint_problem(endpoint, require_https=True)
             if problem:
-                self.err(("endpoint",), problem, hint="like https://192.168.1.10:6443")
+                self.err(("endpoint",), problem, hint="like https://192.0.2.10:6443")
         talos = self.version(("talosVersion",), "Talos", required=True)
         if talos and talos.minor_key not in SUPPORTED_CONTRACTS:
             self.err(

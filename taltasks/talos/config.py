@@ -5,8 +5,8 @@ Format (talos-api.md §9.1)::
     context: mycluster
     contexts:
       mycluster:
-        endpoints: [10.5.0.2, 10.5.0.3]   # host, host:port; bare host means :50000
-        nodes: [10.5.0.2]                 # default targets (optional)
+        endpoints: [192.0.2.2, 192.0.2.3]   # host, host:port; bare host means :50000
+        nodes: [192.0.2.2]                 # default targets (optional)
         ca: <base64 of the OS CA PEM>
         crt: <base64 of the client certificate PEM>
         key: <base64 of the client key PEM, label "ED25519 PRIVATE KEY">
