@@ -220,10 +220,10 @@ def test_dry_run_of_a_first_run_writes_no_secrets(tmp_path):
 
 
 def test_demo_key_with_real_addresses_warns(demo):
-    edit(demo / "talos" / "talconfig.yaml", "ipAddress: 127.0.10.23", "ipAddress: 192.168.1.23")
+    edit(demo / "talos" / "talconfig.yaml", "ipAddress: 127.0.10.23", "ipAddress: 203.0.113.23")
     events = Collector()
     plan = configure(demo, dry_run=True, emitter=Emitter(events))
-    assert any("THROW-AWAY demo age key" in w and "192.168.1.23" in w for w in plan.warnings)
+    assert any("THROW-AWAY demo age key" in w and "203.0.113.23" in w for w in plan.warnings)
     assert events.of("warning")
 
 

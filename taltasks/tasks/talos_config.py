@@ -45,7 +45,7 @@ def _set_list(talosconfig, context, attr: str, values) -> None:
 
     items = split_list(values)
     if attr == "endpoints" and not items:
-        raise InputError("give at least one endpoint", hint="invoke talos.config.endpoints 10.0.0.2,10.0.0.3")
+        raise InputError("give at least one endpoint", hint="invoke talos.config.endpoints 192.0.2.2,192.0.2.3")
     cfg = TalosConfig.load(talosconfig)
     ctx = cfg.context(context)
     setattr(ctx, attr, items)
@@ -56,7 +56,7 @@ def _set_list(talosconfig, context, attr: str, values) -> None:
 @command(
     help={
         **_FILE,
-        "ips": "endpoints, comma-separated: 10.0.0.2,10.0.0.3",
+        "ips": "endpoints, comma-separated: 192.0.2.2,192.0.2.3",
         "context": "context to change (default: current)",
     },
 )
