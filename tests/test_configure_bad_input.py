@@ -244,11 +244,11 @@ def test_invalid_label_and_taint(demo):
 
 def test_all_problems_of_the_file_are_reported_together(demo):
     edit(demo / TALCONFIG, "ipAddress: 127.0.10.22", "ipAddress: 127.0.10.300")
-    edit(demo / TALCONFIG, "  - 10.96.0.0/12", "  - 10.96.0.0")
+    edit(demo / TALCONFIG, "  - 10.96.0.0/12", "  - 10.96.0.0/99")
     edit(demo / TALCONFIG, "clusterName: demo", "clusterName: demo\nclustername: typo")
     err = refused(demo)
     assert err.message.startswith("3 problems in the cluster definition:")
-    for needle in ("127.0.10.300", "10.96.0.0", "clustername"):
+    for needle in ("127.0.10.300", "10.96.0.0/99", "clustername"):
         located(err, "talos/talconfig.yaml", line_of(demo / TALCONFIG, needle))
 
 

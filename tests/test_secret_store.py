@@ -121,13 +121,13 @@ def test_demo_key_warning_only_for_real_addresses(tmp_path):
     (tmp_path / "talos" / "demo.agekey").write_text(key_text)
     (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {public}\n")
     assert age.demo_key_warning(tmp_path, ["127.0.10.11", "127.0.10.21"]) is None
-    warning = age.demo_key_warning(tmp_path, ["127.0.10.11", "192.168.1.20"])
-    assert warning and "THROW-AWAY" in warning and "192.168.1.20" in warning
+    warning = age.demo_key_warning(tmp_path, ["127.0.10.11", "203.0.113.20"])
+    assert warning and "THROW-AWAY" in warning and "203.0.113.20" in warning
     (tmp_path / ".sops.yaml").write_text("creation_rules:\n  - age: age1" + "q" * 58 + "\n")
-    assert age.demo_key_warning(tmp_path, ["192.168.1.20"]) is None  # the user replaced the recipient
+    assert age.demo_key_warning(tmp_path, ["203.0.113.20"]) is None  # the user replaced the recipient
     (tmp_path / "talos" / "talsecret.sops.yaml").write_text(f"sops:\n  age:\n    - recipient: {public}\n")
     # ...but the secrets file is still encrypted for the demo key
-    assert age.demo_key_warning(tmp_path, ["192.168.1.20"], ["talos/talsecret.sops.yaml"])
+    assert age.demo_key_warning(tmp_path, ["203.0.113.20"], ["talos/talsecret.sops.yaml"])
 
 
 def test_demo_key_is_an_extra_identity_next_to_the_users_key(tmp_path, monkeypatch):
