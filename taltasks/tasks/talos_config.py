@@ -45,7 +45,9 @@ def _set_list(talosconfig, context, attr: str, values) -> None:
 
     items = split_list(values)
     if attr == "endpoints" and not items:
-        raise InputError("give at least one endpoint", hint="invoke talos.config.endpoints 192.0.2.2,192.0.2.3")
+        raise InputError(
+            "give at least one endpoint", hint="invoke talos.config.endpoints 192.0.2.2,192.0.2.3"
+        )
     cfg = TalosConfig.load(talosconfig)
     ctx = cfg.context(context)
     setattr(ctx, attr, items)

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from taltasks.tasks._cli import command, repo_root, split_list
+from taltasks.tasks._kube import talos_client
 
 COLLECTION = "talos"
 PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "action", "reason"]
@@ -34,14 +35,6 @@ def _load(root: str | None):
 
     path = repo_root(root)
     return path, load_cluster(path), load_policy(path)
-
-
-def _talos(path, talosconfig: str | None):
-    from taltasks.repo import talosconfig_path
-    from taltasks.talos.connect import connect
-
-    found = talosconfig_path(path, talosconfig)
-    return connect(talosconfig=str(found) if found else None)
 
 
 def _kube(path, kubeconfig: str | None):
@@ -87,7 +80,7 @@ def _upgrade(root, only, dry_run, force, allow_downgrade, talosconfig, kubeconfi
     )
     select_nodes(cluster, options.only)  # unknown names fail before any connection
     reporter, emitter = _emitter(json, plan_table=not dry_run)
-    with reporter, _talos(path, talosconfig) as talos, _kube(path, kubeconfig) as kube:
+    with reporter, talos_client(path, talosconfig) as talos, _kube(path, kubeconfig) as kube:
         result = run_upgrade(path, cluster, policy, talos, kube, options, emitter=emitter)
     if dry_run and not json:
         print_rows(result.plan.rows(), PLAN_COLUMNS)
@@ -164,7 +157,7 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
     if policy.order.strategy == "zones":
         kube = _kube(path, kubeconfig)
     try:
-        with _talos(path, talosconfig) as talos:
+        with talos_client(path, talosconfig) as talos:
             result = plan_for(cluster, policy, ApiTalosSource(talos, watch=False), options, kube=kube)
     finally:
         if kube is not None:
