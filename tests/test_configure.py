@@ -13,7 +13,8 @@ from taltasks.events import Collector, Emitter
 from taltasks.machineconfig import pki
 from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import load_documents
-from taltasks.machineconfig.validate import check_rules, check_schema, schema_for
+from taltasks.machineconfig.validate import validate_documents
+from taltasks.machineconfig.validate.decode import check_schema, schema_for
 from taltasks.model import load_cluster
 from taltasks.model.schematic import schematic_id
 from taltasks.secrets.store import SecretStore
@@ -125,7 +126,7 @@ def test_every_generated_document_validates_against_the_official_schema(
     kinds = set()
     for name, docs in all_documents(demo / OUTPUT_DIR):
         assert check_schema(docs, contract) == [], name
-        assert check_rules(docs) == [], name
+        assert validate_documents(docs, contract) == [], name
         kinds |= {d.get("kind") for d in docs}
     if contract.multi_document:
         assert "HostnameConfig" in kinds

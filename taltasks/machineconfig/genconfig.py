@@ -22,7 +22,14 @@ from taltasks.machineconfig.generate import GenInput, base_documents
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
-from taltasks.machineconfig.validate import Mode, check_rules, check_schema
+from taltasks.machineconfig.validate import (
+    Finding,
+    Findings,
+    FindingsError,
+    Mode,
+    Origins,
+    validate_documents,
+)
 from taltasks.model.schematic import GHCR_INSTALLER
 from taltasks.model.syntax import endpoint_problem
 from taltasks.model.versions import DEFAULT_KUBERNETES, LATEST_CONTRACT, Version
@@ -57,6 +64,7 @@ class GeneratedConfig:
     talosconfig: TalosConfig
     secrets: SecretsBundle
     contract: VersionContract
+    warnings: list[Finding] = field(default_factory=list)
 
     def files(self, *, indent: int = 4) -> dict[str, bytes]:
         return {
@@ -140,22 +148,23 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
     cp_patches = load_patch_arguments(opts.control_plane_patches, "--config-patch-control-plane", patch_base)
     worker_patches = load_patch_arguments(opts.worker_patches, "--config-patch-worker", patch_base)
     result: dict[str, list[dict[str, Any]]] = {}
+    warnings: list[Finding] = []
     for role, extra in (("controlplane", cp_patches), ("worker", worker_patches)):
         docs = copy.deepcopy(base_documents(inp, role))  # type: ignore[arg-type]
+        origins = Origins()
         for patch in (*common, *extra):
-            docs = apply_patch(docs, patch)
+            docs = apply_patch(docs, patch, origins=origins)
         if opts.validate:
-            problems = [f"{p}: {m}" for p, m in check_rules(docs, mode=opts.mode)]
-            problems += [
-                f"{docs[i].get('kind') or 'v1alpha1'} {'.'.join(path)}: {m}"
-                for i, path, m in check_schema(docs, contract)
-            ]
-            if problems:
-                raise InputError(
-                    f"the generated {role} config is not valid for Talos {contract} ({opts.mode} mode):\n    "
-                    + "\n    ".join(problems),
-                    hint="fix the patches or options that set these fields",
+            found = Findings()
+            found.extend(validate_documents(docs, contract, mode=opts.mode, origins=origins))
+            if found.errors:
+                raise FindingsError(
+                    found.errors,
+                    f"the generated {role} config is not valid for Talos {contract} ({opts.mode} mode)",
                 )
+            warnings.extend(found.warnings)
         result[role] = docs
     talosconfig = build_talosconfig(opts.cluster_name, secrets)
-    return GeneratedConfig(result["controlplane"], result["worker"], talosconfig, secrets, contract)
+    return GeneratedConfig(
+        result["controlplane"], result["worker"], talosconfig, secrets, contract, warnings=warnings
+    )

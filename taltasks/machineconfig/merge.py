@@ -19,7 +19,7 @@ so the few rules that depend on Go types are written down here as paths:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Path = tuple[str, ...]
@@ -105,64 +105,102 @@ def _rules(kind: str, path: Path) -> tuple[bool, tuple[str, ...] | None]:
     return replace, keys
 
 
-def merge_document(left: dict[str, Any], right: dict[str, Any], kind: str = "") -> None:
-    """Merge ``right`` into ``left`` in place (``kind`` selects the path rules)."""
-    _merge_map(left, right, (), kind, free=False)
+Recorder = Callable[[tuple[str | int, ...], tuple[str | int, ...]], None]
 
 
-def _merge_map(left: dict[str, Any], right: dict[str, Any], path: Path, kind: str, free: bool) -> None:
+def merge_document(
+    left: dict[str, Any], right: dict[str, Any], kind: str = "", record: Recorder | None = None
+) -> None:
+    """Merge ``right`` into ``left`` in place (``kind`` selects the path rules).
+
+    ``record(result_path, patch_path)`` is called for every value ``right`` writes into
+    ``left`` (provenance: the result path has real list indices)."""
+    _merge_map(left, right, (), kind, False, _Paths((), (), record))
+
+
+class _Paths:
+    """The result path and the patch path of the value being merged, plus the recorder."""
+
+    __slots__ = ("pp", "record", "rp")
+
+    def __init__(self, rp: tuple, pp: tuple, record: Recorder | None) -> None:
+        self.rp, self.pp, self.record = rp, pp, record
+
+    def down(self, rkey: str | int, pkey: str | int) -> _Paths:
+        if self.record is None:
+            return self
+        return _Paths((*self.rp, rkey), (*self.pp, pkey), self.record)
+
+    def wrote(self) -> None:
+        if self.record is not None:
+            self.record(self.rp, self.pp)
+
+
+def _merge_map(
+    left: dict[str, Any], right: dict[str, Any], path: Path, kind: str, free: bool, at: _Paths
+) -> None:
     for key, rv in right.items():
         sub = (*path, str(key))
         child_free = free or str(key) in FREE_FORM
+        child = at.down(key, key)
         if key not in left or left[key] is None:
             if rv is None or (is_zero(rv) and not free):
                 continue
             left[key] = copy.deepcopy(rv)
+            child.wrote()
             continue
-        left[key] = _merge_value(left[key], rv, sub, kind, child_free)
+        left[key] = _merge_value(left[key], rv, sub, kind, child_free, child)
 
 
-def _merge_value(lv: Any, rv: Any, path: Path, kind: str, free: bool) -> Any:
+def _merge_value(lv: Any, rv: Any, path: Path, kind: str, free: bool, at: _Paths) -> Any:
     replace, keys = _rules(kind, path)
     if isinstance(rv, dict):
         if not isinstance(lv, dict):
             raise MergeError(path, lv, rv)
         if replace:
+            at.wrote()
             return copy.deepcopy(rv)
-        _merge_map(lv, rv, path, kind, free)
+        _merge_map(lv, rv, path, kind, free, at)
         return lv
     if isinstance(rv, list):
         if not isinstance(lv, list):
             raise MergeError(path, lv, rv)
         if replace:
+            at.wrote()
             return copy.deepcopy(rv)
         if keys:
-            return _merge_keyed(lv, rv, path, kind, keys)
+            return _merge_keyed(lv, rv, path, kind, keys, at)
+        for j in range(len(rv)):
+            at.down(len(lv) + j, j).wrote()
         return lv + copy.deepcopy(rv)
     if isinstance(lv, dict | list):
         if rv is None:
             return lv
         raise MergeError(path, lv, rv)
-    return lv if is_zero(rv) else rv
+    if is_zero(rv):
+        return lv
+    at.wrote()
+    return rv
 
 
 def _merge_keyed(
-    left: list[Any], right: list[Any], path: Path, kind: str, keys: tuple[str, ...]
+    left: list[Any], right: list[Any], path: Path, kind: str, keys: tuple[str, ...], at: _Paths
 ) -> list[Any]:
     out = list(left)
-    for item in right:
+    for j, item in enumerate(right):
         target = None
         if isinstance(item, dict):
-            for existing in out:
+            for i, existing in enumerate(out):
                 if isinstance(existing, dict) and any(
                     k in item and k in existing and existing[k] == item[k] for k in keys
                 ):
-                    target = existing
+                    target = i
                     break
         if target is None:
             out.append(copy.deepcopy(item))
+            at.down(len(out) - 1, j).wrote()
         else:
-            _merge_map(target, item, (*path, "*"), kind, free=False)
+            _merge_map(out[target], item, (*path, "*"), kind, False, at.down(target, j))
     return out
 
 
@@ -184,16 +222,31 @@ def describe(ident: tuple[str, str, str]) -> str:
     return f"{api}/{kind}" + (f" {name!r}" if name else "")
 
 
-def merge_documents(config: list[dict[str, Any]], patch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_documents(
+    config: list[dict[str, Any]],
+    patch: list[dict[str, Any]],
+    record: Callable[[tuple[str, str, str], int, tuple, tuple], None] | None = None,
+) -> list[dict[str, Any]]:
     """Merge each patch document into the config document with the same identity; a patch
-    document without a match is appended (Talos's container merge)."""
+    document without a match is appended (Talos's container merge).
+
+    ``record(identity, patch_doc_index, result_path, patch_path)`` hears of every value
+    written (an appended document is one write at its root)."""
     index = {doc_id(d): i for i, d in enumerate(config)}
-    for pdoc in patch:
+    for n, pdoc in enumerate(patch):
         ident = doc_id(pdoc)
+        rec: Recorder | None = None
+        if record is not None:
+
+            def rec(rp: tuple, pp: tuple, _ident=ident, _n=n) -> None:
+                record(_ident, _n, rp, pp)
+
         if ident in index:
             kind = "" if ident[1] == "v1alpha1" and not ident[0] else ident[1]
-            merge_document(config[index[ident]], pdoc, kind)
+            merge_document(config[index[ident]], pdoc, kind, rec)
         else:
             config.append(copy.deepcopy(pdoc))
             index[ident] = len(config) - 1
+            if rec is not None:
+                rec((), ())
     return config

@@ -26,6 +26,7 @@ from typing import Any
 from taltasks.errors import InputError
 from taltasks.machineconfig import jsonpatch
 from taltasks.machineconfig.merge import FREE_FORM, MergeError, describe, doc_id, merge_documents
+from taltasks.machineconfig.validate.origins import InPatch, Origins
 
 DELETE_KEY = "$patch"
 
@@ -57,6 +58,7 @@ class Patch:
     lines: dict[tuple[int, tuple[str | int, ...]], int] = field(default_factory=dict)
     line_offset: int = 0
     first_line: int | None = None
+    doc_indexes: list[int] = field(default_factory=list)  # raw document index of each of `documents`
 
     @property
     def is_json(self) -> bool:
@@ -65,6 +67,10 @@ class Patch:
     def where(self, line: int | None = None) -> str:
         line = line if line is not None else self.first_line
         return f"{self.source}:{line + self.line_offset}" if line else self.source
+
+    def raw_index(self, i: int) -> int:
+        """The index in the patch file of ``documents[i]`` (delete-only documents are dropped)."""
+        return self.doc_indexes[i] if i < len(self.doc_indexes) else i
 
     def line_of(self, doc_index: int, path: tuple[str | int, ...]) -> int | None:
         """Line of the deepest existing key of ``path`` in document ``doc_index``."""
@@ -150,6 +156,7 @@ def parse_patch(text: str, source: str, *, line_offset: int = 0) -> Patch | None
         keep = _extract_deletes(doc, ident, patch, i)
         if keep is not None:
             patch.documents.append(keep)
+            patch.doc_indexes.append(i)
     return patch
 
 
@@ -233,8 +240,17 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 # ---- applying ----------------------------------------------------------------------------------
 
 
-def apply_patch(docs: list[dict[str, Any]], patch: Patch, *, node: str | None = None) -> list[dict[str, Any]]:
-    """Apply ``patch`` to ``docs`` (modified in place where possible; the result is returned)."""
+def apply_patch(
+    docs: list[dict[str, Any]],
+    patch: Patch,
+    *,
+    node: str | None = None,
+    origins: Origins | None = None,
+) -> list[dict[str, Any]]:
+    """Apply ``patch`` to ``docs`` (modified in place where possible; the result is returned).
+
+    With ``origins`` every value the patch writes is recorded there (provenance), and
+    every value it deletes is forgotten."""
     for_node = f" (node {node})" if node else ""
     if patch.is_json:
         if len(docs) != 1:
@@ -246,15 +262,26 @@ def apply_patch(docs: list[dict[str, Any]], patch: Patch, *, node: str | None = 
                 hint="rewrite it as a strategic merge patch; remove keys with `key: {$$patch: delete}`",
             )
         try:
-            return [jsonpatch.apply(docs[0], patch.operations or [])]
+            result = [jsonpatch.apply(docs[0], patch.operations or [])]
         except jsonpatch.JsonPatchError as exc:
             raise InputError(
                 f"JSON patch failed{for_node}: {exc}", where=patch.where(patch.lines.get((0, (exc.index,))))
             ) from None
+        if origins is not None:
+            _record_json(origins, doc_id(result[0]), patch, result[0])
+        return result
     for d in patch.deletes:
-        docs = _apply_delete(docs, d, patch, for_node)
+        docs, removed = _apply_delete(docs, d, patch, for_node)
+        if origins is not None:
+            origins.remove(d.ident, removed)
+    record = None
+    if origins is not None:
+
+        def record(ident: tuple[str, str, str], n: int, rp: tuple, pp: tuple) -> None:
+            origins.record(ident, rp, InPatch(patch, patch.raw_index(n), pp))
+
     try:
-        return merge_documents(docs, patch.documents)
+        return merge_documents(docs, patch.documents, record)
     except MergeError as exc:
         index = next((i for i, d in enumerate(patch.documents)), 0)
         raise InputError(
@@ -263,7 +290,46 @@ def apply_patch(docs: list[dict[str, Any]], patch: Patch, *, node: str | None = 
         ) from None
 
 
-def _apply_delete(docs: list[dict[str, Any]], d: Delete, patch: Patch, for_node: str) -> list[dict[str, Any]]:
+def _record_json(origins: Origins, ident: tuple[str, str, str], patch: Patch, result: Any) -> None:
+    """Each JSON Patch operation wrote at its ``path``; removals and moves forget the old place."""
+    for i, op in enumerate(patch.operations or []):
+        name = op.get("op")
+        path = _pointer(str(op.get("path", "")), result)
+        origin = InPatch(patch, 0, (i, "value") if "value" in op else (i,))
+        if name == "remove":
+            origins.remove(ident, path)
+        elif name in ("add", "copy", "move"):
+            if name == "move":
+                origins.remove(ident, _pointer(str(op.get("from", "")), result))
+            if path and isinstance(path[-1], int):
+                origins.insert(ident, path, origin)
+            else:
+                origins.record(ident, path, origin)
+        elif name == "replace":
+            origins.record(ident, path, origin)
+
+
+def _pointer(pointer: str, doc: Any) -> tuple[str | int, ...]:
+    """An RFC 6901 pointer as a key path (``-`` resolved against the list in ``doc``)."""
+    parts: list[str | int] = []
+    node = doc
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        key: str | int = token
+        if isinstance(node, list):
+            key = len(node) - 1 if token == "-" else int(token) if token.isdigit() else token
+        parts.append(key)
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return tuple(parts)
+
+
+def _apply_delete(
+    docs: list[dict[str, Any]], d: Delete, patch: Patch, for_node: str
+) -> tuple[list[dict[str, Any]], tuple[str | int, ...]]:
+    """Apply one delete; returns the documents and the key path that was removed."""
     target = next((i for i, doc in enumerate(docs) if doc_id(doc) == d.ident), None)
 
     def missing(what: str) -> InputError:
@@ -276,7 +342,7 @@ def _apply_delete(docs: list[dict[str, Any]], d: Delete, patch: Patch, for_node:
     if target is None:
         raise missing("no such document in the config")
     if not d.path:
-        return [doc for i, doc in enumerate(docs) if i != target]
+        return [doc for i, doc in enumerate(docs) if i != target], ()
     node: Any = docs[target]
     keys = d.path if d.item else d.path[:-1]
     for key in keys:
@@ -290,7 +356,7 @@ def _apply_delete(docs: list[dict[str, Any]], d: Delete, patch: Patch, for_node:
         for i, item in enumerate(node):
             if isinstance(item, dict) and key in item and str(item[key]) == value:
                 del node[i]
-                return docs
+                return docs, (*d.path, i)
         raise missing(f"no item with {key}: {value}")
     last = d.path[-1]
     if not isinstance(node, dict):
@@ -301,4 +367,4 @@ def _apply_delete(docs: list[dict[str, Any]], d: Delete, patch: Patch, for_node:
         # a key of a free-form map must exist; an unset field of an existing struct is
         # fine (Talos zeroes the field), which the loop above already checked
         raise missing(f"lookup failed at {last!r}")
-    return docs
+    return docs, d.path

@@ -12,7 +12,9 @@ migrated from talhelper renders the same configs:
 3. from contract 1.12 the node's multi-doc settings as one strategic patch:
    ``HostnameConfig{hostname, auto: off}`` and a ``ResolverConfig`` for nameservers;
 4. group patches, node patches, node patch-folder files, then global patches last;
-5. Talos's validation rules and the JSON schema; any problem names the node.
+5. validation as Talos loads and validates the config (:mod:`.validate`); every finding
+   names the node and the file:line that wrote the value (provenance recorded while
+   applying the steps above).
 
 :class:`Renderer` caches what all nodes share (base documents per role and contract,
 parsed patches, schema checks of patches), which keeps 300 nodes fast.
@@ -31,7 +33,14 @@ from taltasks.machineconfig.generate import GenInput, base_documents
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
-from taltasks.machineconfig.validate import Mode, check_rules, check_schema
+from taltasks.machineconfig.validate import (
+    Findings,
+    FindingsError,
+    Mode,
+    Origins,
+    check_patch,
+    validate_documents,
+)
 from taltasks.model.cluster import Cluster, Node, PatchRef
 from taltasks.talos.config import TalosConfig
 
@@ -64,6 +73,7 @@ class Renderer:
     _bases: dict[tuple[str, VersionContract], list[dict[str, Any]]] = field(default_factory=dict)
     _patches: dict[PatchRef, Patch | None] = field(default_factory=dict)
     _checked: set[tuple[PatchRef, VersionContract]] = field(default_factory=set)
+    findings: Findings = field(default_factory=Findings)  # warnings of every node rendered so far
 
     def base(self, role: str, contract: VersionContract) -> list[dict[str, Any]]:
         key = (role, contract)
@@ -77,12 +87,10 @@ class Renderer:
             self._patches[ref] = parse_patch(ref.text, ref.source, line_offset=ref.line_offset)
         parsed = self._patches[ref]
         if parsed is not None and self.validate and (ref, contract) not in self._checked:
-            for index, path, message in check_schema(parsed.documents, contract, only_unknown_keys=True):
-                raise InputError(
-                    f"patch for Talos {contract}: {message}",
-                    where=parsed.where(parsed.line_of(index, path)),
-                    hint="check the spelling against the Talos configuration reference",
-                )
+            found = Findings()
+            found.extend(check_patch(parsed, contract))
+            found.raise_errors(f"patch for Talos {contract}")
+            self.findings.extend(found.warnings)
             self._checked.add((ref, contract))
         return parsed
 
@@ -90,39 +98,40 @@ class Renderer:
 
     def documents(self, node: Node) -> list[dict[str, Any]]:
         """The node's config documents (validated)."""
+        origins = Origins(default=node.where or None) if self.validate else None
         try:
             contract = VersionContract.parse(node.talos_version, where=node.where)
             docs = self.base(node.role, contract)
             v1 = docs[0]
             _node_overrides(v1, node, contract)
             if contract.multi_document:
-                docs = apply_patch(docs, _multidoc_patch(node), node=node.hostname)
+                docs = apply_patch(docs, _multidoc_patch(node), node=node.hostname, origins=origins)
             for ref in (*node.patches, *self.cluster.patches):
                 parsed = self.patch(ref, contract)
                 if parsed is not None:
-                    docs = apply_patch(docs, parsed, node=node.hostname)
+                    docs = apply_patch(docs, parsed, node=node.hostname, origins=origins)
             canonical_order(docs)
         except InputError as exc:
             if node.hostname in exc.message:
                 raise
             raise InputError(f"node {node.hostname}: {exc.message}", where=exc.where, hint=exc.hint) from None
         if self.validate:
-            self.check(node, docs, contract)
+            self.check(node, docs, contract, origins)
         return docs
 
-    def check(self, node: Node, docs: list[dict[str, Any]], contract: VersionContract) -> None:
-        problems = [f"{path}: {message}" for path, message in check_rules(docs, mode=self.mode)]
-        problems += [
-            f"{_label(docs[i])} {'.'.join(path) or '(document)'}: {message}"
-            for i, path, message in check_schema(docs, contract)
-        ]
-        if problems:
-            listed = "\n    ".join(problems)
-            raise InputError(
-                f"node {node.hostname}: the generated config is not valid for Talos {contract}:\n    {listed}",
-                where=node.where,
-                hint="fix the node's settings or the patch that sets these fields",
-            )
+    def check(
+        self,
+        node: Node,
+        docs: list[dict[str, Any]],
+        contract: VersionContract,
+        origins: Origins | None = None,
+    ) -> None:
+        """Validate the node's documents; errors raise :class:`FindingsError`, warnings are kept."""
+        found = Findings()
+        found.extend(validate_documents(docs, contract, mode=self.mode, node=node.hostname, origins=origins))
+        if found.errors:
+            raise FindingsError(found.errors, f"the generated config is not valid for Talos {contract}")
+        self.findings.extend(found.warnings)
 
     def render(self, node: Node) -> bytes:
         return dump_documents(self.documents(node))
@@ -135,10 +144,6 @@ class Renderer:
             nodes=[n.ip for n in self.cluster.nodes],
             previous=previous,
         )
-
-
-def _label(doc: dict[str, Any]) -> str:
-    return str(doc.get("kind") or "v1alpha1")
 
 
 def _node_overrides(v1: dict[str, Any], node: Node, contract: VersionContract) -> None:

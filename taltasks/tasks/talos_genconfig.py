@@ -103,6 +103,8 @@ def gen_config(
         ),
         patch_base=Path.cwd(),
     )
+    for warning in result.warnings:
+        print(f"warning: {warning.render()}", file=sys.stderr)
     out = Path(output)
     files = result.files()
     existing = [n for n in files if (out / n).exists()]
