@@ -148,6 +148,31 @@ def test_installer_image_forms():
     )
 
 
+@pytest.mark.parametrize("version", ["v1.14.0", "v1.14.7", "v1.15.0-alpha.1", "v2.0.0"])
+def test_installer_from_1_14_is_always_a_factory_image(version):
+    """ghcr.io/siderolabs/installer is not published from Talos 1.14: a node without a
+    schematic gets the Factory installer of the empty schematic, never the stock image."""
+    s = exts("siderolabs/iscsi-tools")
+    assert installer_image(version) == f"factory.talos.dev/metal-installer/{VANILLA_ID}:{version}"
+    assert installer_image(version, platform="aws", registry="factory.example") == (
+        f"factory.example/aws-installer/{VANILLA_ID}:{version}"
+    )
+    assert installer_image(version, schematic=s) == (
+        f"factory.talos.dev/metal-installer/{schematic_id(s)}:{version}"
+    )
+    for image in (installer_image(version), installer_image(version, secureboot=True)):
+        assert "ghcr.io/siderolabs/installer" not in image
+
+
+def test_stock_installer_url_refused_from_1_14():
+    from taltasks.model.schematic import stock_installer_problem
+
+    assert stock_installer_problem("ghcr.io/siderolabs/installer", "v1.13.9") is None
+    assert stock_installer_problem("registry.lan/talos/installer", "v1.14.7") is None
+    problem = stock_installer_problem("ghcr.io/siderolabs/installer", "v1.14.7")
+    assert problem and "not published for Talos v1.14.7" in problem
+
+
 @pytest.mark.parametrize(
     ("schematic", "fragment"),
     [

@@ -32,6 +32,7 @@ def test_plan_json_lists_desired_against_running_per_node(cluster):
     assert [r["node"] for r in rows][3:] == ["worker-1", "worker-2", "worker-3"]
     assert all((r["running"], r["desired"], r["action"]) == (OLD, NEW, "upgrade") for r in rows)
     assert [r["order"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(r["installer"].endswith(f":{NEW}") for r in rows)
     assert sum("etcd leader" in r["role"] for r in rows) == 1 and "etcd leader" in rows[2]["role"]
     assert "6 to upgrade" in result.stderr
     assert writes == []
@@ -41,7 +42,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cluster):
     result, writes = invoke(cluster, "talos.upgrade-all", "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ORDER", "NODE", "ROLE", "RUNNING", "DESIRED", "ACTION", "REASON"]
+    assert lines[0].split() == ["ORDER", "NODE", "ROLE", "RUNNING", "DESIRED", "INSTALLER", "ACTION", "REASON"]
     assert len(lines) == 7 and all(f"{OLD} → {NEW}" in line for line in lines[1:])
     assert "(dry run) 6 to upgrade; nothing was changed" in result.stderr
     assert writes == []

@@ -17,6 +17,9 @@ from typing import Any
 VANILLA_ID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 FACTORY = "factory.talos.dev"
 GHCR_INSTALLER = "ghcr.io/siderolabs/installer"
+# From this Talos minor on, ghcr.io/siderolabs/installer is no longer published: every
+# installer comes from the Image Factory (release notes of 1.14, "Default Installer Image").
+FACTORY_ONLY_FROM = (1, 14)
 
 # Every key the factory accepts, with the nesting it expects (its decoder is strict).
 SCHEMA: dict[str, Any] = {
@@ -216,6 +219,16 @@ def schematic_problems(schematic: Any) -> list[tuple[tuple[str | int, ...], str]
     return problems
 
 
+def factory_only(version: str) -> bool:
+    """True when Talos ``version`` has no stock ``ghcr.io/siderolabs/installer`` image."""
+    from taltasks.model.versions import Version
+
+    try:
+        return Version.parse(version).minor_key >= FACTORY_ONLY_FROM
+    except ValueError:
+        return False
+
+
 def installer_image(
     version: str,
     *,
@@ -229,12 +242,26 @@ def installer_image(
 
     ``talosImageURL`` (a repository without tag) wins; then a schematic gives the factory's
     unified installer ``<registry>/<platform>-installer[-secureboot]/<id>:<version>``; a node
-    with neither uses the stock ``ghcr.io/siderolabs/installer:<version>``."""
+    with neither uses the stock ``ghcr.io/siderolabs/installer:<version>`` up to Talos 1.13
+    and, from 1.14 (where that image is no longer published), the factory's installer of
+    the empty schematic (:data:`VANILLA_ID`)."""
     if image_url:
         return f"{image_url}:{version}"
+    suffix = "-secureboot" if secureboot else ""
     if schematic is not None:
-        suffix = "-secureboot" if secureboot else ""
         return f"{registry}/{platform}-installer{suffix}/{schematic_id(schematic)}:{version}"
-    if secureboot:
-        return f"{registry}/{platform}-installer-secureboot/{VANILLA_ID}:{version}"
+    if secureboot or factory_only(version):
+        return f"{registry}/{platform}-installer{suffix}/{VANILLA_ID}:{version}"
     return f"{GHCR_INSTALLER}:{version}"
+
+
+def stock_installer_problem(image_url: str, version: str) -> str | None:
+    """Why ``talosImageURL`` cannot serve Talos ``version`` (the stock repository is gone
+    from 1.14), or None."""
+    repo = image_url.split("@", 1)[0].rstrip("/")
+    if repo == GHCR_INSTALLER and factory_only(version):
+        return (
+            f"{GHCR_INSTALLER} is not published for Talos {version} (from "
+            f"{FACTORY_ONLY_FROM[0]}.{FACTORY_ONLY_FROM[1]} installers come from the Image Factory)"
+        )
+    return None

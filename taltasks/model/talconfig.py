@@ -473,7 +473,16 @@ class _Builder:
             schematic = self.plain(sch_keys)
             for path, message in schematics.schematic_problems(schematic):
                 self.err((*sch_keys, *path), f"node {hostname}: {message}")
-        image_url_v, _ = pick("talosImageURL")
+        image_url_v, url_keys = pick("talosImageURL")
+        if image_url_v and node_talos:
+            problem = schematics.stock_installer_problem(str(image_url_v), str(node_talos))
+            if problem:
+                self.err(
+                    url_keys,
+                    f"node {hostname}: {problem}",
+                    hint="remove talosImageURL (the Factory installer of the node's schematic is used) "
+                    "or point it at your own installer repository",
+                )
         sans = self.string_list((*keys, "certSANs"))
         if not raw.get("overrideMachineCertSANs") and isinstance(self.get(group), dict):
             sans += [s for s in self.string_list((*group, "certSANs")) if s not in sans]

@@ -14,7 +14,7 @@ from taltasks.tasks._cli import command, repo_root, split_list
 from taltasks.tasks._kube import talos_client
 
 COLLECTION = "talos"
-PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "action", "reason"]
+PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "installer", "action", "reason"]
 COMMON_HELP = {
     "root": "the checkout holding talos/ (default: found from the current directory)",
     "talosconfig": "talosconfig file (default: $TALOSCONFIG, else talos/clusterconfig/talosconfig)",

@@ -74,6 +74,7 @@ class PlanStep:
             "zone": self.zone,
             "running": self.running or "?",
             "desired": self.desired,
+            "installer": self.image,
             "action": self.action,
             "reason": self.reason,
             "batch": self.batch,
