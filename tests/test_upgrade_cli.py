@@ -42,7 +42,16 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cluster):
     result, writes = invoke(cluster, "talos.upgrade-all", "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ORDER", "NODE", "ROLE", "RUNNING", "DESIRED", "INSTALLER", "ACTION", "REASON"]
+    assert lines[0].split() == [
+        "ORDER",
+        "NODE",
+        "ROLE",
+        "RUNNING",
+        "DESIRED",
+        "INSTALLER",
+        "ACTION",
+        "REASON",
+    ]
     assert len(lines) == 7 and all(f"{OLD} → {NEW}" in line for line in lines[1:])
     assert "(dry run) 6 to upgrade; nothing was changed" in result.stderr
     assert writes == []
