@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/configure.py
 Each size gets its own repository (the demo's patches, secrets and .sops.yaml; 3 control
 planes and N-3 workers with zone labels and a schematic, addresses on loopback only); the
 time of a full configure run (validate, decrypt secrets with sops, render + validate every
-node against the schema, write) is measured, and again for a second run that finds nothing
+node as Talos loads it, write) is measured, and again for a second run that finds nothing
 to change. Figures are printed as ratios from this one run: per-node cost against the
 50 ms/node target, and growth between sizes (linear growth means the 300/30 ratio of
 per-node cost stays near 1).
@@ -96,7 +96,7 @@ def main(quick: bool = False) -> dict[str, float]:
         print()
     fixed = max(t3 - 3 * m1 / 1000, 0) * 1000
     figures["fixed_ms"] = fixed
-    print(f"fixed cost (sops decrypt, parsing, schema load) ~ {fixed:.0f} ms per run")
+    print(f"fixed cost (sops decrypt, parsing, type model load) ~ {fixed:.0f} ms per run")
     return figures
 
 

@@ -1,4 +1,7 @@
-"""`invoke configure` on the shipped demo repository: clean run, schema, idempotence, dry-run."""
+"""`invoke configure` on the shipped demo repository: clean run, idempotence, dry-run.
+
+Validation of what it writes (official schemas, Talos's decoding rules) is in
+test_validation_*.py."""
 
 from __future__ import annotations
 
@@ -11,10 +14,7 @@ from configure_support import copy_demo, edit, run_invoke, snapshot
 from taltasks.errors import InputError
 from taltasks.events import Collector, Emitter
 from taltasks.machineconfig import pki
-from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import load_documents
-from taltasks.machineconfig.validate import validate_documents
-from taltasks.machineconfig.validate.decode import check_schema, schema_for
 from taltasks.model import load_cluster
 from taltasks.model.schematic import schematic_id
 from taltasks.secrets.store import SecretStore
@@ -109,36 +109,6 @@ def test_talosconfig_has_admin_cert_and_cluster_addresses(demo):
 def all_documents(out):
     for p in sorted(out.glob("demo-*.yaml")):
         yield p.name, load_documents(p.read_bytes())
-
-
-@pytest.mark.parametrize("talos", [None, "v1.12.4", "v1.13.2"])
-def test_every_generated_document_validates_against_the_official_schema(
-    demo, upstream_data, monkeypatch, talos
-):
-    """1.12/1.13 use their own schema; 1.11 (the shipped pin) the 1.12 schema with Talos's
-    legacy fields tolerated, as no 1.11 schema is in the reference data."""
-    if talos:
-        edit(demo / "talos" / "talenv.yaml", "talosVersion: v1.11.5", f"talosVersion: {talos}")
-    configure(demo)
-    contract = VersionContract.parse(talos or "v1.11.5")
-    schema, _note = schema_for(contract)
-    assert schema is not None and schema.parent == upstream_data
-    kinds = set()
-    for name, docs in all_documents(demo / OUTPUT_DIR):
-        assert check_schema(docs, contract) == [], name
-        assert validate_documents(docs, contract) == [], name
-        kinds |= {d.get("kind") for d in docs}
-    if contract.multi_document:
-        assert "HostnameConfig" in kinds
-        for name, docs in all_documents(demo / OUTPUT_DIR):
-            hostname = next(d for d in docs if d.get("kind") == "HostnameConfig")
-            assert hostname == {
-                "apiVersion": "v1alpha1",
-                "kind": "HostnameConfig",
-                "auto": "off",
-                "hostname": name[5:-5],
-            }
-            assert "hostname" not in docs[0]["machine"].get("network", {})
 
 
 def test_second_run_rewrites_nothing(demo):
@@ -240,29 +210,6 @@ def test_invoke_configure_end_to_end(demo):
     bad = run_invoke("configure", "--root", str(demo / "nowhere"), cwd=demo, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "talos/talconfig.yaml: cluster definition not found" in bad.stderr
-
-
-def test_without_schema_files_the_schema_check_is_skipped_with_a_note(demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("TALTASKS_SCHEMA_DIR", str(tmp_path / "no-schemas"))
-    assert schema_for(VersionContract(1, 12))[0] is None
-    assert check_schema([{"version": "v1alpha1", "machine": {"bogus": 1}}], VersionContract(1, 12)) == []
-    events = Collector()
-    configure(demo, emitter=Emitter(events))
-    notes = [e.message for e in events.of("info") if "schema" in e.message]
-    assert notes and "schema validation skipped" in notes[0]
-
-
-def test_schema_check_finds_unknown_keys_in_generated_documents(upstream_data):
-    problems = check_schema(
-        [{"version": "v1alpha1", "machine": {"kubelet": {"imagee": "x"}}}], VersionContract(1, 12)
-    )
-    assert problems == [(0, ("machine", "kubelet", "imagee"), "unknown key 'imagee' (did you mean 'image'?)")]
-    legacy = {
-        "version": "v1alpha1",
-        "persist": True,
-        "machine": {"features": {"rbac": True}, "network": {"hostname": "x"}},
-    }
-    assert check_schema([legacy], VersionContract(1, 11)) == []  # accepted by Talos, absent from the schema
 
 
 def test_removed_node_leaves_its_old_file_and_says_so(demo):

@@ -28,6 +28,7 @@ from taltasks.machineconfig.validate import (
     FindingsError,
     Mode,
     Origins,
+    decode_patch,
     validate_documents,
 )
 from taltasks.model.schematic import GHCR_INSTALLER
@@ -153,6 +154,11 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
         docs = copy.deepcopy(base_documents(inp, role))  # type: ignore[arg-type]
         origins = Origins()
         for patch in (*common, *extra):
+            if opts.validate:
+                patch, findings = decode_patch(patch, contract)
+                found = Findings()
+                found.extend(findings)
+                found.raise_errors(f"patch for Talos {contract}")
             docs = apply_patch(docs, patch, origins=origins)
         if opts.validate:
             found = Findings()

@@ -20,6 +20,7 @@ config has a HostnameConfig document, so they are refused there with a hint to r
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class Patch:
     line_offset: int = 0
     first_line: int | None = None
     doc_indexes: list[int] = field(default_factory=list)  # raw document index of each of `documents`
+    texts: dict[tuple[int, tuple[str | int, ...]], str] = field(
+        default_factory=dict
+    )  # non-string scalars as written
 
     @property
     def is_json(self) -> bool:
@@ -72,6 +76,10 @@ class Patch:
         """The index in the patch file of ``documents[i]`` (delete-only documents are dropped)."""
         return self.doc_indexes[i] if i < len(self.doc_indexes) else i
 
+    def scalar_text(self, doc_index: int, path: tuple[str | int, ...]) -> str | None:
+        """The source text of the number/boolean/date at ``path`` (``1`` → ``"1"``, ``0x10``)."""
+        return self.texts.get((doc_index, tuple(path)))
+
     def line_of(self, doc_index: int, path: tuple[str | int, ...]) -> int | None:
         """Line of the deepest existing key of ``path`` in document ``doc_index``."""
         for n in range(len(path), -1, -1):
@@ -81,20 +89,49 @@ class Patch:
         return None
 
 
-def _positions(data: Any, doc_index: int, out: dict, path: tuple[str | int, ...] = ()) -> None:
+def _positions(
+    data: Any,
+    doc_index: int,
+    out: dict,
+    texts: dict,
+    source: list[str],
+    path: tuple[str | int, ...] = (),
+) -> None:
+    """Record the line of every key and list item, and the text of every non-string scalar
+    (a string field takes a number or boolean as written: ``0x10`` stays ``"0x10"``)."""
     lc = getattr(data, "lc", None)
     if isinstance(data, dict):
         for k, v in data.items():
+            sub = (*path, str(k))
             if lc is not None:
                 with contextlib.suppress(KeyError, TypeError):
-                    out[(doc_index, (*path, str(k)))] = lc.key(k)[0] + 1
-            _positions(v, doc_index, out, (*path, str(k)))
+                    out[(doc_index, sub)] = lc.key(k)[0] + 1
+                if _needs_text(v):
+                    with contextlib.suppress(KeyError, TypeError, IndexError):
+                        _text_at(texts, (doc_index, sub), source, *lc.value(k))
+            _positions(v, doc_index, out, texts, source, sub)
     elif isinstance(data, list):
         for i, v in enumerate(data):
             if lc is not None:
                 with contextlib.suppress(KeyError, TypeError, IndexError):
                     out[(doc_index, (*path, i))] = lc.item(i)[0] + 1
-            _positions(v, doc_index, out, (*path, i))
+                    if _needs_text(v):
+                        _text_at(texts, (doc_index, (*path, i)), source, *lc.item(i))
+            _positions(v, doc_index, out, texts, source, (*path, i))
+
+
+def _needs_text(value: Any) -> bool:
+    return value is not None and not isinstance(value, str | dict | list)
+
+
+_TOKEN = re.compile(r"[^\s,\]\}#]+")
+
+
+def _text_at(texts: dict, key: tuple, source: list[str], line: int, col: int) -> None:
+    """The plain scalar starting at ``line``/``col`` (numbers and booleans hold no spaces)."""
+    m = _TOKEN.match(source[line], col)
+    if m and m.group()[0] not in "&!*|>'\"":
+        texts[key] = m.group()
 
 
 def parse_patch(text: str, source: str, *, line_offset: int = 0) -> Patch | None:
@@ -120,8 +157,9 @@ def parse_patch(text: str, source: str, *, line_offset: int = 0) -> Patch | None
         ) from None
     if not raw_docs:
         return None
+    source = text.splitlines()
     for i, d in enumerate(raw_docs):
-        _positions(d, i, patch.lines)
+        _positions(d, i, patch.lines, patch.texts, source)
         start = getattr(getattr(d, "lc", None), "line", None)
         if start is not None:
             patch.lines[(i, ())] = start + 1

@@ -38,7 +38,7 @@ from taltasks.machineconfig.validate import (
     FindingsError,
     Mode,
     Origins,
-    check_patch,
+    decode_patch,
     validate_documents,
 )
 from taltasks.model.cluster import Cluster, Node, PatchRef
@@ -72,7 +72,7 @@ class Renderer:
     validate: bool = True
     _bases: dict[tuple[str, VersionContract], list[dict[str, Any]]] = field(default_factory=dict)
     _patches: dict[PatchRef, Patch | None] = field(default_factory=dict)
-    _checked: set[tuple[PatchRef, VersionContract]] = field(default_factory=set)
+    _decoded: dict[tuple[PatchRef, VersionContract], Patch | None] = field(default_factory=dict)
     findings: Findings = field(default_factory=Findings)  # warnings of every node rendered so far
 
     def base(self, role: str, contract: VersionContract) -> list[dict[str, Any]]:
@@ -83,16 +83,20 @@ class Renderer:
         return copy.deepcopy(self._bases[key])
 
     def patch(self, ref: PatchRef, contract: VersionContract) -> Patch | None:
+        """The patch parsed once, then decoded once per contract as Talos loads a patch
+        (its values coerced; a wrong key or type refuses at the patch's own line)."""
         if ref not in self._patches:
             self._patches[ref] = parse_patch(ref.text, ref.source, line_offset=ref.line_offset)
-        parsed = self._patches[ref]
-        if parsed is not None and self.validate and (ref, contract) not in self._checked:
-            found = Findings()
-            found.extend(check_patch(parsed, contract))
-            found.raise_errors(f"patch for Talos {contract}")
-            self.findings.extend(found.warnings)
-            self._checked.add((ref, contract))
-        return parsed
+        key = (ref, contract)
+        if key not in self._decoded:
+            parsed = self._patches[ref]
+            if parsed is not None and self.validate:
+                parsed, findings = decode_patch(parsed, contract)
+                found = Findings()
+                found.extend(findings)
+                found.raise_errors(f"patch for Talos {contract}")
+            self._decoded[key] = parsed
+        return self._decoded[key]
 
     # ---- one node -----------------------------------------------------------------------
 
@@ -111,6 +115,8 @@ class Renderer:
                 if parsed is not None:
                     docs = apply_patch(docs, parsed, node=node.hostname, origins=origins)
             canonical_order(docs)
+        except FindingsError:
+            raise  # located and complete already (a patch's own problems are not the node's)
         except InputError as exc:
             if node.hostname in exc.message:
                 raise

@@ -148,7 +148,7 @@ def plan_configure(
         note = schema_note(contract)
         if note:
             emitter.emit("info", note)
-    warnings: list[str] = renderer.findings.warning_lines()
+    warnings: list[str] = renderer.findings.warning_lines([n.hostname for n in cluster.nodes])
     demo = age.demo_key_warning(root, [ip for n in cluster.nodes for ip in n.ips], [SECRET_FILE])
     if demo:
         warnings.append(demo)

@@ -11,13 +11,18 @@ The pipeline per node (the agreed design, docs/configure.md "Validation"):
    location (``file:line``), hint. Errors refuse the run before anything is written
    (:class:`FindingsError`); warnings are shown and change nothing.
 
-Strategic patches are decoded on their own first (:func:`check_patch`), as Talos's patch
+Strategic patches are decoded on their own first (:func:`decode_patch`), as Talos's patch
 loader does, so a misspelt key is reported at the patch's line.
 """
 
 from __future__ import annotations
 
-from taltasks.machineconfig.validate.engine import check_patch, schema_note, validate_documents
+from taltasks.machineconfig.validate.engine import (
+    check_patch,
+    decode_patch,
+    schema_note,
+    validate_documents,
+)
 from taltasks.machineconfig.validate.findings import (
     Finding,
     Findings,
@@ -43,6 +48,7 @@ __all__ = [
     "Severity",
     "Written",
     "check_patch",
+    "decode_patch",
     "document_label",
     "dotted",
     "rule",

@@ -6,18 +6,28 @@ fields — what Talos's loader checks), then, when decoding found no error, ever
 registered for the node's contract. Findings are located through the node's
 :class:`~taltasks.machineconfig.validate.origins.Origins` map.
 
-:func:`check_patch` runs the decode step on a strategic patch on its own, as Talos's patch
-loader does, so a wrong key or type is reported at the patch's own line before any merge.
+:func:`decode_patch` runs the decode step on a strategic patch on its own, as Talos's patch
+loader does: a wrong key or type is reported at the patch's own line before any merge, and
+the patch's values are coerced (``1`` into a string field becomes ``"1"``) before they are
+merged.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from taltasks.machineconfig.contract import VersionContract
-from taltasks.machineconfig.validate import decode
-from taltasks.machineconfig.validate.findings import Finding, document_label
-from taltasks.machineconfig.validate.origins import Origins
+from taltasks.machineconfig.merge import doc_id
+from taltasks.machineconfig.validate.decode import Decoder
+from taltasks.machineconfig.validate.findings import Finding, KeyPath, Severity, document_label
+from taltasks.machineconfig.validate.origins import InPatch, Origins
+from taltasks.machineconfig.validate.typemodel import model, model_note
+
+if TYPE_CHECKING:
+    from taltasks.machineconfig.patches import Patch
 from taltasks.machineconfig.validate.registry import Mode, RuleContext, rules_for
 
 
@@ -46,34 +56,53 @@ def decode_findings(
     node: str | None = None,
     origins: Origins | None = None,
     partial: bool = False,
+    raw_text: Callable[[int, KeyPath], str | None] | None = None,
 ) -> list[Finding]:
-    """The decode step alone (``partial``: a patch, where only unknown keys are checked)."""
-    from taltasks.machineconfig.merge import doc_id
+    """The decode step alone; ``docs`` are coerced in place to what Talos would load.
 
+    ``partial``: the documents are a patch (no deprecation warnings: the node's final
+    documents report those, where provenance tells user input from generated values)."""
+    idents = [doc_id(d) for d in docs]
     out: list[Finding] = []
-    for index, path, message in decode.check_schema(docs, contract, only_unknown_keys=partial):
-        doc = docs[index]
-        location = origins.locate(doc_id(doc), path) if origins is not None else None
-        out.append(Finding("error", message, node, document_label(doc), path, location))
+
+    def report(index: int, severity: Severity, path: KeyPath, message: str, hint: str | None) -> None:
+        location = origins.locate(idents[index], path) if origins is not None else None
+        out.append(Finding(severity, message, node, document_label(docs[index]), path, location, hint))
+
+    user_set = None
+    if origins is not None:
+
+        def user_set(index: int, path: KeyPath) -> bool:
+            return origins.recorded(idents[index], path)
+
+    decoder = Decoder(model(contract.key), report, partial=partial, user_set=user_set, raw_text=raw_text)
+    decoder.documents(docs)
     return out
 
 
-def schema_note(contract: VersionContract) -> str | None:
-    """A note to show when the decode step cannot use the contract's own schema."""
-    return decode.schema_note(contract)
-
-
-def check_patch(patch: Any, contract: VersionContract, *, node: str | None = None) -> list[Finding]:
-    """Decode a strategic patch's documents on their own; findings name the patch's lines.
-
-    ``patch`` is a :class:`taltasks.machineconfig.patches.Patch` (JSON patches have no
-    documents to decode; their result is checked with the node's documents)."""
-    from taltasks.machineconfig.merge import doc_id
-    from taltasks.machineconfig.validate.origins import InPatch
-
+def decode_patch(patch: Patch, contract: VersionContract) -> tuple[Patch, list[Finding]]:
+    """A strategic patch decoded on its own for ``contract``, as Talos's patch loader does:
+    the returned copy holds coerced values; findings name the patch's own lines. JSON
+    patches have no documents to decode (their result is checked with the node's config)."""
     if patch.is_json or not patch.documents:
-        return []
+        return patch, []
+    docs = copy.deepcopy(patch.documents)
     origins = Origins(patch.where())
-    for i, doc in enumerate(patch.documents):
+    for i, doc in enumerate(docs):
         origins.record(doc_id(doc), (), InPatch(patch, patch.raw_index(i), ()))
-    return decode_findings(patch.documents, contract, node=node, origins=origins, partial=True)
+
+    def raw_text(index: int, path: KeyPath) -> str | None:
+        return patch.scalar_text(patch.raw_index(index), path)
+
+    findings = decode_findings(docs, contract, origins=origins, partial=True, raw_text=raw_text)
+    return dataclasses.replace(patch, documents=docs), findings
+
+
+def check_patch(patch: Patch, contract: VersionContract) -> list[Finding]:
+    """The findings of :func:`decode_patch` alone."""
+    return decode_patch(patch, contract)[1]
+
+
+def schema_note(contract: VersionContract) -> str | None:
+    """A note to show when the contract has no schema of its own in the package."""
+    return model_note(contract.key)

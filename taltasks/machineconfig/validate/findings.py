@@ -44,7 +44,7 @@ def yaml_value(value: Any) -> str:
 
 
 _PLAIN_UNSAFE = frozenset(":#{}[],&*!|>'\"%@`")
-_RESERVED = frozenset({"true", "false", "null", "~", "yes", "no", "on", "off", ""})
+_RESERVED = frozenset({"true", "false", "null", "~", ""})  # YAML 1.2, as go-yaml reads it
 
 
 def _yaml_string(text: str) -> str:
@@ -160,8 +160,9 @@ class Findings:
     def warnings(self) -> list[Finding]:
         return [f for f in self.items if not f.is_error]
 
-    def warning_lines(self) -> list[str]:
-        """Warnings for display; one that holds for several nodes is shown once, naming them."""
+    def warning_lines(self, all_nodes: Sequence[str] = ()) -> list[str]:
+        """Warnings for display; one that holds for several nodes is shown once, naming them
+        (or saying "all N nodes" when it holds for every node of ``all_nodes``)."""
         grouped: dict[tuple, list[str]] = {}
         first: dict[tuple, Finding] = {}
         for f in self.warnings:
@@ -174,7 +175,9 @@ class Findings:
         for key, nodes in grouped.items():
             f = first[key]
             text = f.line(with_node=False)
-            if nodes:
+            if len(nodes) > 1 and set(nodes) == set(all_nodes):
+                text += f" (all {len(nodes)} nodes)"
+            elif nodes:
                 shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
                 text += f" (node{'s' if len(nodes) > 1 else ''} {shown})"
             lines.append(text + (f"\n  hint: {f.hint}" if f.hint else ""))
