@@ -112,7 +112,11 @@ def test_node_talos_pin_that_cannot_run_the_kubernetes_version(demo):
         "    ipAddress: 127.0.10.13\n    talosVersion: v1.10.7\n",
     )
     err = refused(demo)
-    assert "Talos v1.10.7 is not a version contract" in err.message
+    # 1.10 is a supported contract (since 1.8–1.10 were added); its Kubernetes range is not
+    assert (
+        "node cp-3 pins Talos v1.10.7, which does not support Kubernetes v1.34.3 (supported: 1.28–1.33)"
+        in (err.message)
+    )
     located(err, "talos/talconfig.yaml", line_of(demo / TALCONFIG, "talosVersion: v1.10.7"))
 
 

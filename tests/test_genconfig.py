@@ -1,10 +1,16 @@
 """`invoke talos.gen-config` reproduces Talos's own golden files (stability tests upstream).
 
-Upstream generates, per version contract, cluster `base` at `https://base:6443` with
-Kubernetes 1.28.0 and a fixed secrets bundle, once with no options (`base`) and once with
-SANs, DNS domain, install disk, kernel args, local API port, sysctl, custom CNI, a registry
-mirror and `patch.yaml` (`overrides`); see shared/reference/upstream/SOURCES.md. The files
-are compared as parsed YAML documents.
+Upstream (`pkg/machinery/config/types/v1alpha1/v1alpha1_stability_test.go`) generates, per
+version contract, cluster `base` at `https://base:6443` with Kubernetes 1.28.0 and a fixed
+secrets bundle, once with no options (`base`) and once with SANs, DNS domain, install disk,
+kernel args, local API port, sysctl, custom CNI, a registry mirror, scheduling on control
+planes and a patch (`overrides`): `patch-pre14.yaml` up to contract 1.13, `patch.yaml` (a
+KubeletConfig document) from 1.14. The same options are given here as `talos.gen-config`
+flags, and the files are compared as parsed YAML documents (document order included).
+
+Contracts 1.11 and 1.12 read the shared reference folder (skipped without it); 1.8, 1.9,
+1.10, 1.13 and 1.14 read this repository's own fixtures (tests/fixtures/talos-stability,
+sources in its SOURCES.md) and always run.
 """
 
 from __future__ import annotations
@@ -16,10 +22,19 @@ import yaml
 
 from configure_support import run_invoke
 from taltasks.errors import InputError
+from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import load_documents
 from taltasks.machineconfig.genconfig import GenConfigOptions, gen_config
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.talos.config import TalosConfig
+
+FIXTURES = Path(__file__).parent / "fixtures" / "talos-stability"
+OWN_CONTRACTS = ["v1.8", "v1.9", "v1.10", "v1.13", "v1.14"]
+SHARED_CONTRACTS = ["v1.11", "v1.12"]
+# upstream's overrides combine install.extraKernelArgs with grubUseUKICmdline on 1.12 and
+# 1.13, which Talos's own validator rejects (see the test below): those golden files are
+# generated without validation, as upstream's test does; every other file validates.
+INVALID_UPSTREAM = {"v1.12", "v1.13"}
 
 OVERRIDES = """\
 machine:
@@ -33,13 +48,10 @@ cluster:
       name: custom
       urls: [https://example.com/cni.yaml]
 """
-CONTROL_PLANE = (
-    "cluster:\n  allowSchedulingOnControlPlanes: true\n  controlPlane:\n    localAPIServerPort: 5443\n"
-)
 
 
-def stability_args(upstream: Path, version: str, flavor: str, tmp: Path) -> list[str]:
-    stability = upstream / "talos-stability"
+def stability_args(stability: Path, version: str, flavor: str, tmp: Path) -> list[str]:
+    """The gen-config command line for upstream's ``base`` or ``with overrides`` case."""
     args = [
         "talos.gen-config", "base", "https://base:6443",
         "--with-secrets", str(stability / "secrets.yaml"),
@@ -48,35 +60,55 @@ def stability_args(upstream: Path, version: str, flavor: str, tmp: Path) -> list
     ]  # fmt: skip
     if flavor == "base":
         return [*args, "--install-disk", "", "--mode", "cloud"]
-    (tmp / "overrides.yaml").write_text(OVERRIDES)
-    (tmp / "cp.yaml").write_text(CONTROL_PLANE)
-    return [
-        *args,
-        "--additional-sans", "foo,bar", "--dns-domain", "example.com", "--install-disk", "/dev/vda",
-        "--registry-mirror", "ghcr.io=https://ghcr.io.my-mirror.com",
-        "--config-patch", f"@{tmp / 'overrides.yaml'}", "--config-patch", f"@{stability / 'patch.yaml'}",
-        "--config-patch-control-plane", f"@{tmp / 'cp.yaml'}",
-        # upstream's 1.12 overrides combine install.extraKernelArgs with grubUseUKICmdline, which
-        # Talos's own validator rejects (see the test below); the golden file is not validated.
-        "--no-validate",
+    contract = VersionContract.parse(version)
+    # upstream switches its patch on MultidocKernelModuleConfigSupported (the shared folder
+    # holds only the pre-1.14 patch, under the name patch.yaml)
+    patch = stability / ("patch.yaml" if contract.multidoc_kernel_module_config else "patch-pre14.yaml")
+    if not patch.exists():
+        patch = stability / "patch.yaml"
+    args += [
+        "--additional-sans", "foo,bar", "--allow-scheduling-on-control-planes", "--dns-domain", "example.com",
+        "--install-disk", "/dev/vda", "--install-extra-kernel-args", "foo=bar,bar=baz",
+        "--local-api-server-port", "5443", "--sysctl", "foo=bar", "--custom-cni-url", "https://example.com/cni.yaml",
+        "--registry-mirror", "ghcr.io=https://ghcr.io.my-mirror.com", "--config-patch", f"@{patch}",
     ]  # fmt: skip
+    return [*args, "--no-validate"] if version in INVALID_UPSTREAM else args
+
+
+def check_stability(stability: Path, version: str, flavor: str, tmp: Path) -> str:
+    proc = run_invoke(*stability_args(stability, version, flavor, tmp), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    for role in ("controlplane", "worker"):
+        expected = list(yaml.safe_load_all((stability / version / f"{flavor}-{role}.yaml").read_text()))
+        got = load_documents((tmp / f"{role}.yaml").read_bytes())
+        assert [d.get("kind") for d in got] == [d.get("kind") for d in expected], f"{version} {flavor}-{role}"
+        assert got == expected, f"{version} {flavor}-{role} differs"
+    talosconfig = TalosConfig.load(tmp / "talosconfig")
+    assert talosconfig.current == "base" and talosconfig.context().endpoints == []
+    return proc.stderr
 
 
 @pytest.mark.parametrize("flavor", ["base", "overrides"])
-@pytest.mark.parametrize("version", ["v1.11", "v1.12"])
+@pytest.mark.parametrize("version", SHARED_CONTRACTS)
 def test_reproduces_upstream_stability_files(upstream_data, tmp_path, version, flavor):
-    proc = run_invoke(*stability_args(upstream_data, version.lstrip("v"), flavor, tmp_path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    for role in ("controlplane", "worker"):
-        expected = list(
-            yaml.safe_load_all(
-                (upstream_data / "talos-stability" / version / f"{flavor}-{role}.yaml").read_text()
-            )
-        )
-        got = load_documents((tmp_path / f"{role}.yaml").read_bytes())
-        assert got == expected, f"{version} {flavor}-{role} differs"
-    talosconfig = TalosConfig.load(tmp_path / "talosconfig")
-    assert talosconfig.current == "base" and talosconfig.context().endpoints == []
+    check_stability(upstream_data / "talos-stability", version, flavor, tmp_path)
+
+
+@pytest.mark.parametrize("flavor", ["base", "overrides"])
+@pytest.mark.parametrize("version", OWN_CONTRACTS)
+def test_reproduces_upstream_stability_files_of_every_contract(tmp_path, version, flavor):
+    stderr = check_stability(FIXTURES, version, flavor, tmp_path)
+    # 1.14 has nowhere to put install kernel args (upstream drops them too): said, not hidden
+    assert ("no place for install extra kernel args" in stderr) == (
+        version == "v1.14" and flavor == "overrides"
+    )
+
+
+def test_fixtures_match_the_shared_reference_where_both_exist(upstream_data):
+    """The secrets and the pre-1.14 patch are the same upstream files in both places."""
+    shared = upstream_data / "talos-stability"
+    assert (FIXTURES / "secrets.yaml").read_text() == (shared / "secrets.yaml").read_text()
+    assert (FIXTURES / "patch-pre14.yaml").read_text() == (shared / "patch.yaml").read_text()
 
 
 def test_our_validator_rejects_upstreams_112_overrides_like_talos_does(upstream_data):
@@ -106,6 +138,24 @@ def test_defaults_are_talosctls(tmp_path):
     assert result.talosconfig.context().crt is not None
 
 
+def test_from_1_14_the_default_installer_comes_from_the_image_factory():
+    """ghcr.io/siderolabs/installer is not published for 1.14: talosctl 1.14 defaults to the
+    factory's installer of the empty schematic, in the UnattendedInstallConfig document."""
+    result = gen_config(GenConfigOptions("lab", "https://127.0.20.10:6443", talos_version="v1.14.7"))
+    unattended = next(d for d in result.worker if d.get("kind") == "UnattendedInstallConfig")
+    assert unattended["installer"] == {
+        "image": "factory.talos.dev/metal-installer/"
+        "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.7"
+    }
+    assert unattended["provisioning"] == {
+        "diskSelector": {"match": 'disk.dev_path == "/dev/sda"'},
+        "wipe": False,
+    }
+    assert "install" not in result.worker[0]["machine"]
+    kubelet = next(d for d in result.worker if d.get("kind") == "KubeletConfig")
+    assert kubelet["image"] == "ghcr.io/siderolabs/kubelet:v1.37.0"
+
+
 def test_refuses_existing_files_and_bad_arguments(tmp_path):
     (tmp_path / "worker.yaml").write_text("keep me\n")
     proc = run_invoke(
@@ -131,12 +181,13 @@ def test_refuses_existing_files_and_bad_arguments(tmp_path):
         "lab",
         "https://127.0.20.10:6443",
         "--talos-version",
-        "1.14",
+        "1.7",
         "--output",
         str(tmp_path / "x"),
         cwd=tmp_path,
     )
     assert proc.returncode == 2 and "not a version contract taltasks generates" in proc.stderr
+    assert "1.8, 1.9, 1.10, 1.11, 1.12, 1.13, 1.14" in proc.stderr
     assert not (tmp_path / "x").exists()
 
 

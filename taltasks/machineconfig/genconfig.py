@@ -2,10 +2,14 @@
 
 For users who do not keep a talconfig.yaml, and as the reference point against Talos's own
 golden files: with the upstream stability secrets, ``gen_config`` reproduces the
-``base``/``overrides`` configs of contracts 1.11 and 1.12 (compared as parsed documents).
-Defaults are talosctl's (talos-config-gen.md §2.1): install disk ``/dev/sda``, the stock
-installer image, DNS domain ``cluster.local``, the contract's default Kubernetes version;
-additional SANs go to both the machine and the API server certificate.
+``base``/``overrides`` configs of every supported contract, 1.8 to 1.14 (compared as parsed
+documents). Defaults are talosctl's (talos-config-gen.md §2.1): install disk ``/dev/sda``,
+the stock installer image (from 1.14 the Image Factory's installer of the empty schematic,
+as ``ghcr.io/siderolabs/installer`` is no longer published), DNS domain ``cluster.local``,
+the contract's default Kubernetes version; additional SANs go to both the machine and the
+API server certificate. The options talosctl's library has beyond its command line (sysctls,
+a custom CNI URL, the local API server port, scheduling on control planes, extra kernel
+args) are here too, so every option of upstream's stability test can be given.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from taltasks.errors import InputError
 from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import dump_documents
 from taltasks.machineconfig.generate import GenInput, base_documents
+from taltasks.machineconfig.keyorder import canonical_order
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
@@ -31,7 +36,7 @@ from taltasks.machineconfig.validate import (
     decode_patch,
     validate_documents,
 )
-from taltasks.model.schematic import GHCR_INSTALLER
+from taltasks.model.schematic import installer_image
 from taltasks.model.syntax import endpoint_problem
 from taltasks.model.versions import DEFAULT_KUBERNETES, LATEST_CONTRACT, Version
 from taltasks.talos.config import TalosConfig
@@ -51,6 +56,11 @@ class GenConfigOptions:
     additional_sans: list[str] = field(default_factory=list)
     dns_domain: str = "cluster.local"
     registry_mirrors: dict[str, list[str]] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    custom_cni_url: str | None = None
+    local_api_server_port: int | None = None
+    allow_scheduling_on_control_planes: bool = False
+    install_extra_kernel_args: list[str] = field(default_factory=list)
     config_patches: list[str] = field(default_factory=list)
     control_plane_patches: list[str] = field(default_factory=list)
     worker_patches: list[str] = field(default_factory=list)
@@ -110,6 +120,12 @@ def _version_for_image(talos_version: str | None, contract: VersionContract) -> 
     return f"v{contract.major}.{contract.minor}.0"
 
 
+def default_installer(talos_version: str | None, contract: VersionContract) -> str:
+    """talosctl's default ``--install-image`` for the version generated for (the Image
+    Factory's installer of the empty schematic from 1.14)."""
+    return installer_image(_version_for_image(talos_version, contract))
+
+
 def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> GeneratedConfig:
     problem = endpoint_problem(opts.endpoint, require_https=True)
     if problem:
@@ -128,10 +144,21 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
     except ValueError as exc:
         raise InputError(str(exc), where="--kubernetes-version") from None
     image = (
-        f"{GHCR_INSTALLER}:{_version_for_image(opts.talos_version, contract)}"
-        if opts.install_image is None
-        else opts.install_image
+        default_installer(opts.talos_version, contract) if opts.install_image is None else opts.install_image
     )
+    cni = {"name": "custom", "urls": [opts.custom_cni_url]} if opts.custom_cni_url else None
+    warnings: list[Finding] = []
+    if opts.install_extra_kernel_args and contract.unattended_install_config:
+        warnings.append(
+            Finding(
+                "warning",
+                f"contract {contract} has no place for install extra kernel args (UnattendedInstallConfig "
+                "has none): not written",
+                document="UnattendedInstallConfig",
+                location="--install-extra-kernel-args",
+                hint="put kernel arguments in the Image Factory schematic of the installer",
+            )
+        )
     inp = GenInput(
         cluster_name=opts.cluster_name,
         endpoint=opts.endpoint,
@@ -144,12 +171,16 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
         api_server_cert_sans=list(opts.additional_sans),
         dns_domain=opts.dns_domain,
         registry_mirrors=dict(opts.registry_mirrors),
+        sysctls=dict(opts.sysctls),
+        cni=cni,
+        local_api_server_port=opts.local_api_server_port,
+        allow_scheduling_on_control_planes=opts.allow_scheduling_on_control_planes,
+        install_extra_kernel_args=list(opts.install_extra_kernel_args),
     )
     common = load_patch_arguments(opts.config_patches, "--config-patch", patch_base)
     cp_patches = load_patch_arguments(opts.control_plane_patches, "--config-patch-control-plane", patch_base)
     worker_patches = load_patch_arguments(opts.worker_patches, "--config-patch-worker", patch_base)
     result: dict[str, list[dict[str, Any]]] = {}
-    warnings: list[Finding] = []
     for role, extra in (("controlplane", cp_patches), ("worker", worker_patches)):
         docs = copy.deepcopy(base_documents(inp, role))  # type: ignore[arg-type]
         origins = Origins()
@@ -160,6 +191,7 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
                 found.extend(findings)
                 found.raise_errors(f"patch for Talos {contract}")
             docs = apply_patch(docs, patch, origins=origins)
+        canonical_order(docs)
         if opts.validate:
             found = Findings()
             found.extend(validate_documents(docs, contract, mode=opts.mode, origins=origins))

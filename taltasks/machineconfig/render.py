@@ -29,7 +29,8 @@ from typing import Any
 from taltasks.errors import InputError
 from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import dump_documents
-from taltasks.machineconfig.generate import GenInput, base_documents
+from taltasks.machineconfig.generate import CONTROL_PLANE_ROLE, GenInput, base_documents, unattended_install
+from taltasks.machineconfig.keyorder import V1ALPHA1, canonical_order, insert_document, reorder
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
@@ -106,8 +107,7 @@ class Renderer:
         try:
             contract = VersionContract.parse(node.talos_version, where=node.where)
             docs = self.base(node.role, contract)
-            v1 = docs[0]
-            _node_overrides(v1, node, contract)
+            _node_overrides(docs, node, contract)
             if contract.multi_document:
                 docs = apply_patch(docs, _multidoc_patch(node), node=node.hostname, origins=origins)
             for ref in (*node.patches, *self.cluster.patches):
@@ -152,20 +152,9 @@ class Renderer:
         )
 
 
-def _node_overrides(v1: dict[str, Any], node: Node, contract: VersionContract) -> None:
-    machine = v1["machine"]
-    install = machine.setdefault("install", {})
-    if node.install_disk:
-        _put_first(install, "disk", node.install_disk)
-    elif node.install_disk_selector:
-        _put_first(install, "diskSelector", copy.deepcopy(node.install_disk_selector))
-    if node.installer_image:
-        install["image"] = node.installer_image
-        _reorder(install, ("disk", "diskSelector", "extraKernelArgs", "image"))
-    kargs = ((node.schematic or {}).get("customization") or {}).get("extraKernelArgs") or []
-    if kargs and not node.machine_spec.use_uki and not contract.multi_document:
-        install["extraKernelArgs"] = list(install.get("extraKernelArgs") or []) + list(kargs)
-        _reorder(install, ("disk", "diskSelector", "extraKernelArgs", "image"))
+def _node_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionContract) -> None:
+    machine = docs[0]["machine"]
+    _install_overrides(docs, node, contract)
     if node.cert_sans:
         machine["certSANs"] = list(machine.get("certSANs") or []) + [
             s for s in node.cert_sans if s not in (machine.get("certSANs") or [])
@@ -182,14 +171,57 @@ def _node_overrides(v1: dict[str, Any], node: Node, contract: VersionContract) -
         machine.setdefault("network", {})["interfaces"] = copy.deepcopy(list(node.network_interfaces))
     if node.kernel_modules:
         machine.setdefault("kernel", {})["modules"] = copy.deepcopy(list(node.kernel_modules))
-    for key, value in (
-        ("nodeLabels", node.labels),
-        ("nodeAnnotations", node.annotations),
-        ("nodeTaints", node.taints),
-    ):
-        if value:
-            machine[key] = dict(value)  # replaces the whole map, as talhelper does
-    _reorder(machine, _MACHINE_ORDER)
+    if contract.multidoc_kubernetes_config:
+        _kube_node_overrides(docs, node)
+    else:
+        for key, value in (
+            ("nodeLabels", node.labels),
+            ("nodeAnnotations", node.annotations),
+            ("nodeTaints", node.taints),
+        ):
+            if value:
+                machine[key] = dict(value)  # replaces the whole map, as talhelper does
+    reorder(machine, V1ALPHA1[("machine",)])
+
+
+def _install_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionContract) -> None:
+    """Install disk, selector and image. From contract 1.14 an install disk becomes an
+    UnattendedInstallConfig (as upstream's generator writes one); a disk selector stays in
+    the deprecated ``machine.install``, which Talos 1.14 still reads, never in both forms."""
+    machine = docs[0]["machine"]
+    if contract.unattended_install_config and node.install_disk:
+        insert_document(docs, unattended_install(node.install_disk, node.installer_image))
+        return
+    install = machine.setdefault("install", {})
+    if node.install_disk:
+        _put_first(install, "disk", node.install_disk)
+    elif node.install_disk_selector:
+        _put_first(install, "diskSelector", copy.deepcopy(node.install_disk_selector))
+    if node.installer_image:
+        install["image"] = node.installer_image
+    kargs = ((node.schematic or {}).get("customization") or {}).get("extraKernelArgs") or []
+    if kargs and not node.machine_spec.use_uki and not contract.multi_document:
+        install["extraKernelArgs"] = list(install.get("extraKernelArgs") or []) + list(kargs)
+    if contract.unattended_install_config:
+        install.setdefault("wipe", False)
+    reorder(install, V1ALPHA1[("machine", "install")])
+
+
+def _kube_node_overrides(docs: list[dict[str, Any]], node: Node) -> None:
+    """Labels, annotations and taints into KubeNodeConfig (contract 1.14).
+
+    talhelper's node labels replace the generated label map; before 1.14 that map held only
+    the exclude-from-external-load-balancers label, while Talos added the control-plane role
+    label and NoSchedule taint itself. From 1.14 those two are written in KubeNodeConfig, so
+    they are kept: the node ends up with the same labels and taints as on 1.13."""
+    kube_node = next(d for d in docs if d.get("kind") == "KubeNodeConfig")
+    if node.labels:
+        kept = {CONTROL_PLANE_ROLE: ""} if node.control_plane else {}
+        kube_node["labels"] = {**kept, **node.labels}
+    if node.annotations:
+        kube_node["annotations"] = dict(node.annotations)
+    if node.taints:
+        kube_node["taints"] = {**(kube_node.get("taints") or {}), **node.taints}
 
 
 def _multidoc_patch(node: Node) -> Patch:
@@ -208,41 +240,6 @@ def _multidoc_patch(node: Node) -> Patch:
             resolver["searchDomains"] = {"disableDefault": True}
         docs.append(resolver)
     return Patch(source=node.where, documents=docs)
-
-
-# Talos's MachineConfig field order, so keys added by overrides land where Talos puts them.
-_MACHINE_ORDER = (
-    "type", "token", "ca", "acceptedCAs", "certSANs", "controlPlane", "kubelet", "pods", "network",
-    "disks", "install", "files", "env", "time", "sysctls", "sysfs", "registries",
-    "systemDiskEncryption", "features", "udev", "logging", "kernel", "seccompProfiles",
-    "baseRuntimeSpecOverrides", "nodeLabels", "nodeAnnotations", "nodeTaints",
-)  # fmt: skip
-
-
-_CLUSTER_ORDER = (
-    "id", "secret", "controlPlane", "clusterName", "network", "token", "aescbcEncryptionSecret",
-    "secretboxEncryptionSecret", "ca", "acceptedCAs", "aggregatorCA", "serviceAccount", "apiServer",
-    "controllerManager", "proxy", "scheduler", "discovery", "etcd", "coreDNS", "externalCloudProvider",
-    "extraManifests", "extraManifestHeaders", "inlineManifests", "adminKubeconfig",
-    "allowSchedulingOnControlPlanes",
-)  # fmt: skip
-
-
-def canonical_order(docs: list[dict[str, Any]]) -> None:
-    """Put machine/cluster keys in Talos's struct order (patches append new keys at the end)."""
-    for doc in docs:
-        if not doc.get("kind"):
-            if isinstance(doc.get("machine"), dict):
-                _reorder(doc["machine"], _MACHINE_ORDER)
-            if isinstance(doc.get("cluster"), dict):
-                _reorder(doc["cluster"], _CLUSTER_ORDER)
-
-
-def _reorder(mapping: dict[str, Any], order: tuple[str, ...]) -> None:
-    rank = {k: i for i, k in enumerate(order)}
-    items = sorted(mapping.items(), key=lambda kv: rank.get(kv[0], len(order)))
-    mapping.clear()
-    mapping.update(items)
 
 
 def _put_first(mapping: dict[str, Any], key: str, value: Any) -> None:

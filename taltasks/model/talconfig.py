@@ -33,7 +33,13 @@ from taltasks.model.syntax import (
     label_value_problem,
     taint_problem,
 )
-from taltasks.model.versions import SUPPORTED_CONTRACTS, Version, kubernetes_supported, support_range
+from taltasks.model.versions import (
+    SUPPORTED_CONTRACTS,
+    Version,
+    kubernetes_supported,
+    support_range,
+    supported_contracts_text,
+)
 from taltasks.yamlpos import KeyPath, YamlDoc
 
 TALCONFIG = "talconfig.yaml"
@@ -257,7 +263,7 @@ class _Builder:
         if talos and talos.minor_key not in SUPPORTED_CONTRACTS:
             self.err(
                 ("talosVersion",),
-                f"Talos {talos} is not a version contract taltasks generates (1.11, 1.12, 1.13)",
+                f"Talos {talos} is not a version contract taltasks generates ({supported_contracts_text()})",
             )
         k8s = self.version(("kubernetesVersion",), "Kubernetes", required=True)
         if talos and k8s and talos.minor_key in SUPPORTED_CONTRACTS and not kubernetes_supported(talos, k8s):
@@ -439,7 +445,8 @@ class _Builder:
             if node_talos and node_talos.minor_key not in SUPPORTED_CONTRACTS:
                 self.err(
                     (*keys, "talosVersion"),
-                    f"Talos {node_talos} is not a version contract taltasks generates (1.11, 1.12, 1.13)",
+                    f"Talos {node_talos} is not a version contract taltasks generates "
+                    f"({supported_contracts_text()})",
                 )
             elif node_talos and k8s and not kubernetes_supported(node_talos, k8s):
                 self.err(

@@ -1,9 +1,10 @@
 """Talos and Kubernetes version arithmetic: parsing, the support matrix, version contracts.
 
-A Talos version decides two things for config generation: which *version contract* the
-generator follows (1.11, 1.12, 1.13 — the shape of the documents), and which Kubernetes
-minors the node can run (talos-config-gen.md §7). Both live here as data so that the
-model can reject an impossible pin before anything is generated.
+A Talos version decides three things: which *version contract* the generator follows
+(1.8 … 1.14 — the shape of the documents), which Kubernetes minors the node can run
+(talos-config-gen.md §7), and which versions an in-place upgrade may start from. All
+live here as data so that the model can reject an impossible pin before anything is
+generated, and the plan can show the path minor by minor (:func:`upgrade_path`).
 """
 
 from __future__ import annotations
@@ -71,26 +72,75 @@ def compare(a: str, b: str) -> int | None:
     return (va > vb) - (va < vb)
 
 
-# Talos minor → (oldest, newest) supported Kubernetes minor (docs support matrix, §7).
+# Talos minor → (oldest, newest) supported Kubernetes minor (docs support matrix, §7; for
+# 1.8 and 1.14 upstream's compatibility package talos18/talos114, which enforces it).
 KUBERNETES_SUPPORT: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {
+    (1, 8): ((1, 26), (1, 31)),
     (1, 9): ((1, 27), (1, 32)),
     (1, 10): ((1, 28), (1, 33)),
     (1, 11): ((1, 29), (1, 34)),
     (1, 12): ((1, 30), (1, 35)),
     (1, 13): ((1, 31), (1, 36)),
+    (1, 14): ((1, 32), (1, 37)),
 }
 
-# Kubernetes version `talosctl gen config` uses when none is given (per contract).
+# Kubernetes version `talosctl gen config` uses when none is given (per contract; the
+# minor of upstream's DefaultKubernetesVersion at that Talos minor).
 DEFAULT_KUBERNETES: dict[tuple[int, int], str] = {
+    (1, 8): "1.31.0",
+    (1, 9): "1.32.0",
+    (1, 10): "1.33.0",
     (1, 11): "1.34.0",
     (1, 12): "1.35.0",
     (1, 13): "1.36.0",
+    (1, 14): "1.37.0",
 }
 
-# The contracts this generator implements. 1.14 splits the config into ~27 documents and
-# is a different generator; older contracts are not produced by taltasks.
-SUPPORTED_CONTRACTS: tuple[tuple[int, int], ...] = ((1, 11), (1, 12), (1, 13))
+# The contracts this generator implements (machineconfig/contract.py says what each one
+# switches). Older contracts are not produced by taltasks.
+SUPPORTED_CONTRACTS: tuple[tuple[int, int], ...] = (
+    (1, 8),
+    (1, 9),
+    (1, 10),
+    (1, 11),
+    (1, 12),
+    (1, 13),
+    (1, 14),
+)
 LATEST_CONTRACT = SUPPORTED_CONTRACTS[-1]
+
+# Upstream's compatibility/talosXY MinimumHostUpgradeVersion: the oldest Talos the installer
+# of minor XY accepts for an in-place upgrade (it refuses older hosts outright).
+MINIMUM_HOST_UPGRADE: dict[tuple[int, int], tuple[int, int, int]] = {
+    (1, 8): (1, 5, 0),
+    (1, 9): (1, 8, 0),
+    (1, 10): (1, 8, 0),
+    (1, 11): (1, 9, 0),
+    (1, 12): (1, 10, 0),
+    (1, 13): (1, 11, 0),
+    (1, 14): (1, 12, 0),
+}
+
+# The newest patch release of each minor that taltasks knows of: the stepping stones of a
+# multi-minor upgrade path (upstream: "the latest patch of every intermediate minor").
+# 1.8-1.13 from the tags of siderolabs/talos (1.8 and 1.9 are end of life, so final);
+# 1.14.7 was released 2026-11-24. Renovate keeps talenv.yaml current; refresh this table
+# with a release of taltasks.
+LATEST_PATCH: dict[tuple[int, int], str] = {
+    (1, 8): "v1.8.4",
+    (1, 9): "v1.9.6",
+    (1, 10): "v1.10.9",
+    (1, 11): "v1.11.6",
+    (1, 12): "v1.12.11",
+    (1, 13): "v1.13.9",
+    (1, 14): "v1.14.7",
+}
+
+
+def supported_contracts_text(last: str = ", ") -> str:
+    """``1.8, 1.9, …, 1.14`` (``last`` joins the final two: ``" or "`` for hints)."""
+    names = [f"{a}.{b}" for a, b in SUPPORTED_CONTRACTS]
+    return ", ".join(names[:-1]) + last + names[-1] if len(names) > 1 else names[0]
 
 
 def kubernetes_supported(talos: Version, kubernetes: Version) -> bool:

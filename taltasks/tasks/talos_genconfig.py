@@ -22,6 +22,8 @@ COLLECTION = "talos"
         "config_patch_worker",
         "additional_sans",
         "registry_mirror",
+        "sysctl",
+        "install_extra_kernel_args",
     ],
     help={
         "with-secrets": "use this secrets bundle (talosctl gen secrets / talsecret format); default: new secrets",
@@ -35,6 +37,11 @@ COLLECTION = "talos"
         "additional-sans": "extra certificate SANs, for the machine and the API server (comma list or repeat)",
         "dns-domain": "cluster DNS domain (default cluster.local)",
         "registry-mirror": "registry mirror as host=url (repeatable)",
+        "sysctl": "kernel parameter as key=value (repeatable)",
+        "custom-cni-url": "use a custom CNI from this manifest URL instead of Flannel",
+        "local-api-server-port": "port the API server listens on, on control planes",
+        "allow-scheduling-on-control-planes": "let workloads run on control planes (no NoSchedule taint)",
+        "install-extra-kernel-args": "extra kernel args for the installer (comma list or repeat; up to 1.13)",
         "output": "output directory (default: current directory)",
         "force": "overwrite existing output files",
         "mode": "validation mode: metal (default), cloud or container",
@@ -56,6 +63,11 @@ def gen_config(
     additional_sans=None,
     dns_domain: str = "cluster.local",
     registry_mirror=None,
+    sysctl=None,
+    custom_cni_url: str | None = None,
+    local_api_server_port: int | None = None,
+    allow_scheduling_on_control_planes: bool = False,
+    install_extra_kernel_args=None,
     output: str = ".",
     force: bool = False,
     mode: str = "metal",
@@ -83,6 +95,24 @@ def gen_config(
         if not sep or not host or not url:
             raise InputError(f"--registry-mirror {item!r} is not host=url")
         mirrors.setdefault(host, []).append(url)
+    sysctls: dict[str, str] = {}
+    for item in [sysctl] if isinstance(sysctl, str) else list(sysctl or []):  # values may hold commas
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(
+                f"--sysctl {item!r} is not key=value", hint="e.g. --sysctl vm.max_map_count=262144"
+            )
+        sysctls[key] = value
+    port = None
+    if local_api_server_port not in (None, ""):
+        try:
+            port = int(local_api_server_port)
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise InputError(
+                f"--local-api-server-port {local_api_server_port!r} is not a port number (1-65535)"
+            )
     result = generate(
         GenConfigOptions(
             cluster_name=name,
@@ -95,6 +125,11 @@ def gen_config(
             additional_sans=split_list(additional_sans),
             dns_domain=dns_domain,
             registry_mirrors=mirrors,
+            sysctls=sysctls,
+            custom_cni_url=custom_cni_url or None,
+            local_api_server_port=port,
+            allow_scheduling_on_control_planes=allow_scheduling_on_control_planes,
+            install_extra_kernel_args=split_list(install_extra_kernel_args),
             config_patches=list(config_patch or []),
             control_plane_patches=list(config_patch_control_plane or []),
             worker_patches=list(config_patch_worker or []),

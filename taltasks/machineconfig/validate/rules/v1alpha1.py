@@ -76,9 +76,18 @@ def _machine(ctx: RuleContext) -> None:
         ctx.error(doc, ("machine", "type"), f"machine type {yaml_value(mtype)} is not controlplane or worker")
 
     install = machine.get("install")
-    if ctx.mode == "metal":
+    # from contract 1.14 the install lives in an UnattendedInstallConfig document instead
+    unattended = any(
+        ((d.get("provisioning") or {}).get("diskSelector") or {}).get("match")
+        for d in ctx.documents("UnattendedInstallConfig")
+    )
+    if ctx.mode == "metal" and not (install is None and unattended):
         if not isinstance(install, dict):
-            ctx.error(doc, ("machine", "install"), "an install section is required in metal mode")
+            ctx.error(
+                doc,
+                ("machine", "install"),
+                "an install section (from contract 1.14: an UnattendedInstallConfig) is required in metal mode",
+            )
         elif not install.get("disk") and not install.get("diskSelector"):
             ctx.error(
                 doc, ("machine", "install"), "install.disk or install.diskSelector is required in metal mode"
@@ -169,13 +178,17 @@ def _cluster(ctx: RuleContext) -> None:
     if doc is None:
         return
     cluster = ctx.cluster
-    endpoint = (cluster.get("controlPlane") or {}).get("endpoint")
+    where: tuple[dict[str, Any], tuple[str, ...]] = (doc, ("cluster", "controlPlane", "endpoint"))
+    kube_cluster = ctx.documents("KubeClusterConfig")
+    if "controlPlane" not in cluster and kube_cluster:  # contract 1.14
+        where = (kube_cluster[0], ("endpoint",))
+    endpoint = (cluster.get("controlPlane") or {}).get("endpoint") or where[0].get("endpoint")
     if not endpoint:
-        ctx.error(doc, ("cluster", "controlPlane", "endpoint"), "the control plane endpoint is required")
+        ctx.error(*where, "the control plane endpoint is required")
     else:
         problem = endpoint_problem(str(endpoint))
         if problem:
-            ctx.error(doc, ("cluster", "controlPlane", "endpoint"), problem)
+            ctx.error(*where, problem)
     network = cluster.get("network") or {}
     domain = network.get("dnsDomain")
     if domain and dns_name_problem(domain):
