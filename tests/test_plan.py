@@ -8,8 +8,8 @@ import pytest
 
 from taltasks.errors import InputError, OperationFailed
 from taltasks.gates.etcd import MemberHealth
-from taltasks.model.policy import OrderPolicy, default_policy
-from taltasks.workflows.plan import ObservedNode, compare_versions, plan_upgrade
+from taltasks.model.policy import BatchingPolicy, OrderPolicy, default_policy
+from taltasks.workflows.plan import ObservedNode, compare_versions, plan_upgrade, worker_batches
 from taltasks.workflows.quorum import quorum_verdict, require_quorum
 
 ZONE = "topology.kubernetes.io/zone"
@@ -75,12 +75,15 @@ def test_leader_order_can_be_switched_off():
     assert not any(s.snapshot_before for s in plan.steps)  # an OrderPolicy alone carries no snapshot setting
 
 
+BY_ZONE = BatchingPolicy(by="failure-domain")
+
+
 def test_zone_order_and_zone_batches():
     by_zone = OrderPolicy(strategy="zones")
     plan = plan_upgrade(CLUSTER, running(), by_zone)
     assert order_of(plan) == ["cp2", "cp3", "cp1", "w1", "w3", "w2"]
     assert [s.batch for s in plan.steps] == [1, 2, 3, 4, 5, 6]
-    plan = plan_upgrade(CLUSTER, running(), OrderPolicy(strategy="zones", batch="zone"))
+    plan = plan_upgrade(CLUSTER, running(), by_zone, batching=BY_ZONE)
     assert [s.batch for s in plan.steps] == [1, 2, 3, 4, 4, 5]
     assert [[s.hostname for s in b] for b in plan.batches()] == [
         ["cp2"],
@@ -89,6 +92,8 @@ def test_zone_order_and_zone_batches():
         ["w1", "w3"],
         ["w2"],
     ]
+    assert [s.domain for s in plan.steps] == [None, None, None, "a", "a", "b"]
+    assert plan.batching == BY_ZONE
 
 
 def test_zone_from_observation_and_nodes_without_zone_go_last_alone():
@@ -98,12 +103,114 @@ def test_zone_from_observation_and_nodes_without_zone_go_last_alone():
         "w2": ObservedNode("w2", "v1.12.1"),
         "w3": ObservedNode("w3", "v1.12.1"),
     }
-    plan = plan_upgrade(nodes, seen, OrderPolicy(strategy="zones", batch="zone"))
+    plan = plan_upgrade(nodes, seen, OrderPolicy(strategy="zones"), batching=BY_ZONE)
     assert [(s.hostname, s.zone, s.batch) for s in plan.steps] == [
         ("w2", "a", 1),
         ("w1", "b", 2),
         ("w3", None, 3),
     ]
+
+
+RACK = "topology.rook.io/rack"
+
+
+def workers(spec: str, *, label: str = ZONE) -> list[Node]:
+    """``"a:3 b:2 -:1"`` → 3 workers in domain a, 2 in b, 1 without the label."""
+    out = []
+    for part in spec.split():
+        domain, count = part.split(":")
+        for _ in range(int(count)):
+            i = len(out) + 1
+            labels = {} if domain == "-" else {label: domain}
+            out.append(Node(f"w{i:02d}", f"127.0.0.{20 + i}", labels=labels))
+    return out
+
+
+BATCH_CASES = [
+    # (workers, batching, batches as "domain×size" per batch)
+    ("a:3 b:3 c:3", BY_ZONE, ["a×3", "b×3", "c×3"]),
+    ("a:10 b:10 c:10", BY_ZONE, ["a×10", "b×10", "c×10"]),
+    (
+        "a:10 b:10 c:10",
+        BatchingPolicy(by="failure-domain", max_nodes=4),
+        ["a×4", "a×3", "a×3", "b×4", "b×3", "b×3", "c×4", "c×3", "c×3"],
+    ),
+    ("a:2 b:2 c:2 d:2", BatchingPolicy(by="failure-domain", max_domains=2), ["a×2+b×2", "c×2+d×2"]),
+    ("a:2 b:2 c:2", BatchingPolicy(by="failure-domain", max_domains=2), ["a×2+b×2", "c×2"]),
+    ("a:2 -:2 b:1", BY_ZONE, ["a×2", "b×1", "-×1", "-×1"]),
+    ("-:3", BY_ZONE, ["-×1", "-×1", "-×1"]),
+    ("a:2 b:2", BatchingPolicy(), ["a×1", "a×1", "b×1", "b×1"]),
+]
+
+
+def shape(batch) -> str:
+    counts: dict[str, int] = {}
+    for s in batch:
+        counts[s.domain or "-"] = counts.get(s.domain or "-", 0) + 1
+    return "+".join(f"{d}×{n}" for d, n in counts.items())
+
+
+@pytest.mark.parametrize(("spec", "batching", "expected"), BATCH_CASES)
+def test_failure_domain_batches(spec, batching, expected):
+    nodes = workers(spec)
+    seen = {n.hostname: ObservedNode(n.hostname, "v1.12.1") for n in nodes}
+    plan = plan_upgrade(nodes, seen, default_policy(), batching=batching)
+    got = [shape(b) for b in plan.batches()]
+    if not batching.enabled:  # one at a time: no domains recorded, zones come from the labels
+        got = [f"{s.zone}×1" for b in plan.batches() for s in b]
+    assert got == expected
+    assert sorted(s.hostname for b in plan.batches() for s in b) == sorted(n.hostname for n in nodes)
+    assert [s.order for s in plan.steps] == list(range(1, len(nodes) + 1))
+
+
+def test_batching_reads_its_own_label_from_talconfig_or_the_live_node():
+    nodes = [
+        Node("w1", "127.0.0.21", labels={RACK: "r1", ZONE: "a"}),
+        Node("w2", "127.0.0.22", labels={ZONE: "a"}),
+        Node("w3", "127.0.0.23"),
+    ]
+    seen = {
+        "w1": ObservedNode("w1", "v1.12.1"),
+        "w2": ObservedNode("w2", "v1.12.1", labels={RACK: "r1"}),
+        "w3": ObservedNode("w3", "v1.12.1", zone="b", labels={RACK: "r2"}),
+    }
+    plan = plan_upgrade(
+        nodes, seen, default_policy(), batching=BatchingPolicy(by="failure-domain", label=RACK)
+    )
+    assert [[s.hostname for s in b] for b in plan.batches()] == [["w1", "w2"], ["w3"]]
+    assert [s.domain for s in plan.steps] == ["r1", "r1", "r2"]
+
+
+def test_control_planes_never_batch_and_skipped_workers_keep_their_domain_row():
+    cluster = [
+        Node("cp1", "127.0.0.11", True, labels={ZONE: "a"}),
+        Node("cp2", "127.0.0.12", True, labels={ZONE: "a"}),
+        *workers("a:3 b:2"),
+    ]
+    seen = {n.hostname: ObservedNode(n.hostname, "v1.12.1") for n in cluster}
+    seen["w02"] = ObservedNode("w02", "v1.12.2")  # already done
+    plan = plan_upgrade(cluster, seen, default_policy(), batching=BY_ZONE)
+    assert [[s.hostname for s in b] for b in plan.batches()] == [
+        ["cp1"],
+        ["cp2"],
+        ["w01", "w03"],
+        ["w04", "w05"],
+    ]
+    assert order_of(plan) == ["cp1", "cp2", "w01", "w03", "w02", "w04", "w05"]
+    assert plan.step("w02").batch is None and plan.step("w02").domain == "a"
+    assert plan.step("cp1").domain is None
+
+
+def test_worker_batches_is_pure_over_steps():
+    nodes = workers("b:1 a:2")
+    plan = plan_upgrade(
+        nodes,
+        {n.hostname: ObservedNode(n.hostname, "v1.12.1") for n in nodes},
+        default_policy(),
+        batching=BY_ZONE,
+    )
+    regrouped = worker_batches(list(reversed(plan.actions)), BY_ZONE)
+    assert [[s.hostname for s in b] for b in regrouped] == [["w02", "w03"], ["w01"]]
 
 
 CASES = [

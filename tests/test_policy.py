@@ -27,7 +27,7 @@ def test_shipped_demo_policy_loads():
     assert ceph.timeout == 180.0 and ceph.window == policy.stability.window
     check = policy.post[-1]
     assert check.get("expr") == "status.ceph.health in ['HEALTH_OK']" and check.window == 0.0
-    assert check.where == f"{POLICY_FILE}:58"
+    assert check.where == f"{POLICY_FILE}:60"
 
 
 def test_defaults_apply_without_a_file(tmp_path):
@@ -41,6 +41,32 @@ def test_defaults_apply_without_a_file(tmp_path):
     assert windows == {"talos-node": 0.0, "etcd": 0.0, "kube-node": 180.0, "ceph": 180.0, "cnpg": 180.0}
 
 
+@pytest.mark.parametrize(
+    ("text", "domains"),
+    [("1 domain", 1), ("2 domains", 2), (3, 3), ("1 failure domain", 1), ("2 failure-domains", 2)],
+)
+def test_batching_counts_failure_domains(tmp_path, text, domains):
+    write(
+        tmp_path,
+        f"order: {{zoneLabel: topology.rook.io/rack}}\nbatching:\n  by: failure-domain\n  maxUnavailable: {text}\n",
+    )
+    b = load_policy(tmp_path).batching
+    assert (b.max_domains, b.label, b.max_nodes, b.on_unsafe) == (
+        domains,
+        "topology.rook.io/rack",
+        None,
+        "one-at-a-time",
+    )
+    assert b.describe().startswith("workers by topology.rook.io/rack: ")
+
+
+def test_batching_defaults_to_one_node_at_a_time(tmp_path):
+    assert not default_policy().batching.enabled
+    assert default_policy().batching.describe() == "one node at a time"
+    write(tmp_path, "batching: {by: node}\n")
+    assert not load_policy(tmp_path).batching.enabled
+
+
 def test_reboot_gates_wait_for_talos_and_ready_but_not_schedulable():
     back, ready = default_policy().reboot_gates()
     assert (back.kind, back.id, back.timeout, back.window) == ("talos-node", "back", 540.0, 0.0)
@@ -52,7 +78,8 @@ def test_a_full_policy_maps_onto_values(tmp_path):
     write(
         tmp_path,
         """
-        order: {strategy: zones, zoneLabel: example.com/rack, batch: zone, etcdLeaderLast: false}
+        order: {strategy: zones, zoneLabel: example.com/rack, etcdLeaderLast: false}
+        batching: {by: failure-domain, maxUnavailable: 1 domain, maxNodes: 5, onUnsafe: stop}
         stability: {window: 4m, freshSamples: 3, staleAfter: 5m}
         timeouts: {gate: 20m, drain: 1h, reboot: 8m, switchover: 90s}
         drain: {enabled: true, gracePeriod: 120, force: true, retryInterval: 10s}
@@ -75,12 +102,20 @@ def test_a_full_policy_maps_onto_values(tmp_path):
         """,
     )
     p = load_policy(tmp_path)
-    assert (p.order.strategy, p.order.zone_label, p.order.batch, p.order.etcd_leader_last) == (
+    assert (p.order.strategy, p.order.zone_label, p.order.etcd_leader_last) == (
         "zones",
         "example.com/rack",
-        "zone",
         False,
     )
+    b = p.batching
+    assert (b.enabled, b.label, b.max_domains, b.max_nodes, b.on_unsafe) == (
+        True,
+        "example.com/rack",
+        1,
+        5,
+        "stop",
+    )
+    assert b.where == f"{POLICY_FILE}:2"
     assert (p.stability.window, p.stability.fresh_samples, p.stability.stale_after) == (240.0, 3, 300.0)
     assert (p.timeouts.gate, p.timeouts.drain, p.timeouts.switchover) == (1200.0, 3600.0, 90.0)
     assert p.drain.grace_period == 120 and p.drain.force and p.drain.retry_interval == 10.0
@@ -204,6 +239,54 @@ BAD = [
         3,
     ),
     ("gates not a mapping", "gates: [etcd]\n", "gates must be a mapping", 1),
+    (
+        "old order.batch",
+        "order:\n  strategy: zones\n  batch: zone\n",
+        "order.batch is replaced by the 'batching' section",
+        3,
+    ),
+    (
+        "batching by typo",
+        "batching:\n  by: zone\n",
+        "by must be one of node, failure-domain, not 'zone'",
+        2,
+    ),
+    (
+        "batching domains as nodes",
+        "batching:\n  by: failure-domain\n  maxUnavailable: 3 nodes\n",
+        "maxUnavailable must count failure domains, like '1 domain', not '3 nodes'",
+        3,
+    ),
+    (
+        "batching zero domains",
+        "batching:\n  by: failure-domain\n  maxUnavailable: 0\n",
+        "maxUnavailable must count failure domains",
+        3,
+    ),
+    (
+        "batching label",
+        "batching:\n  by: failure-domain\n  label: 'zone name'\n",
+        "label: 'zone name' is not a Kubernetes label key",
+        3,
+    ),
+    (
+        "batching key without failure-domain",
+        "batching:\n  maxNodes: 4\n",
+        "batching.maxNodes only applies with 'by: failure-domain'",
+        2,
+    ),
+    (
+        "batching maxNodes zero",
+        "batching:\n  by: failure-domain\n  maxNodes: 0\n",
+        "maxNodes must be a whole number ≥ 1",
+        3,
+    ),
+    (
+        "batching onUnsafe",
+        "batching:\n  by: failure-domain\n  onUnsafe: serial\n",
+        "onUnsafe must be one of one-at-a-time, stop, not 'serial'",
+        3,
+    ),
     ("malformed yaml", "order: {strategy: zones\n", "malformed YAML", 2),
 ]
 

@@ -15,6 +15,7 @@ where the resources they look at (CephCluster, CNPG Cluster) do not exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ POLICY_FILE = "talos/upgrade-policy.yaml"
 STAGES: tuple[str, ...] = ("preflight", "pre", "post")
 STRATEGIES: tuple[str, ...] = ("control-planes-first", "zones")
 ZONE_LABEL = "topology.kubernetes.io/zone"
+BATCH_BY: tuple[str, ...] = ("node", "failure-domain")
+ON_UNSAFE: tuple[str, ...] = ("one-at-a-time", "stop")
 TUPPR_KINDS: tuple[str, ...] = ("TalosUpgrade",)
 
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
@@ -63,13 +66,44 @@ class GateSpec:
 @dataclass(frozen=True)
 class OrderPolicy:
     """Control planes go first, one at a time, the etcd leader last; then workers. With
-    ``zones`` the workers go failure domain by failure domain (``zone_label``), and with
-    ``batch: zone`` all workers of one zone form a single batch."""
+    ``zones`` the workers go failure domain by failure domain (``zone_label``), still one
+    at a time; :class:`BatchingPolicy` is what makes a domain's workers go together."""
 
     strategy: str = "control-planes-first"
     zone_label: str = ZONE_LABEL
-    batch: str = "node"
     etcd_leader_last: bool = True
+
+
+@dataclass(frozen=True)
+class BatchingPolicy:
+    """How many workers may be down at once.
+
+    ``by: node`` (the default) is the classic rolling upgrade, one node at a time. With
+    ``by: failure-domain`` the workers that share a value of ``label`` upgrade together
+    (``max_domains`` domains per batch, at most ``max_nodes`` nodes when set), with the
+    gates between batches. Batching is only ever *allowed* by the policy: before each
+    batch the run proves it safe (Ceph pools replicate across exactly this label, every
+    CNPG cluster keeps a ready instance outside the batch, PDBs allow the evictions) and
+    otherwise goes one node at a time (``on_unsafe: one-at-a-time``) or stops before
+    changing anything (``stop``). Control planes always go alone."""
+
+    by: str = "node"
+    label: str = ZONE_LABEL
+    max_domains: int = 1
+    max_nodes: int | None = None
+    on_unsafe: str = "one-at-a-time"
+    where: str | None = None  # file:line of the section, for messages
+
+    @property
+    def enabled(self) -> bool:
+        return self.by == "failure-domain"
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "one node at a time"
+        domains = f"{self.max_domains} failure domain{'s' if self.max_domains != 1 else ''}"
+        cap = f", at most {self.max_nodes} nodes" if self.max_nodes else ""
+        return f"workers by {self.label}: {domains} at a time{cap}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +154,7 @@ class MaintenancePolicy:
 @dataclass(frozen=True)
 class UpgradePolicy:
     order: OrderPolicy = OrderPolicy()
+    batching: BatchingPolicy = BatchingPolicy()
     stability: StabilityPolicy = StabilityPolicy()
     timeouts: TimeoutPolicy = TimeoutPolicy()
     drain: DrainPolicy = DrainPolicy()
@@ -182,6 +217,7 @@ def parse_policy(doc: YamlDoc, *, root: Path | str | None = None) -> UpgradePoli
     timeouts = _timeouts(doc)
     base = UpgradePolicy(
         order=order,
+        batching=_batching(doc, order),
         stability=stability,
         timeouts=timeouts,
         drain=_drain(doc),
@@ -206,6 +242,7 @@ def parse_policy(doc: YamlDoc, *, root: Path | str | None = None) -> UpgradePoli
 
 _TOP_KEYS = (
     "order",
+    "batching",
     "stability",
     "timeouts",
     "drain",
@@ -218,14 +255,82 @@ _TOP_KEYS = (
 
 
 def _order(doc: YamlDoc) -> OrderPolicy:
-    s = _Section(doc, ("order",), "order", ("strategy", "zoneLabel", "batch", "etcdLeaderLast"))
+    order = doc.get(("order",))
+    if isinstance(order, Mapping) and "batch" in order:
+        raise doc.error(
+            ("order", "batch"),
+            "order.batch is replaced by the 'batching' section",
+            hint="write 'batching: {by: failure-domain, label: topology.kubernetes.io/zone}' "
+            "(see docs/upgrade-policy.md, batching)",
+        )
+    s = _Section(doc, ("order",), "order", ("strategy", "zoneLabel", "etcdLeaderLast"))
     d = OrderPolicy()
     return OrderPolicy(
         strategy=s.choice("strategy", d.strategy, STRATEGIES),
-        zone_label=s.string("zoneLabel", d.zone_label),
-        batch=s.choice("batch", d.batch, ("node", "zone")),
+        zone_label=_label_key(s, "zoneLabel", d.zone_label),
         etcd_leader_last=s.boolean("etcdLeaderLast", d.etcd_leader_last),
     )
+
+
+_LABEL_KEY = re.compile(
+    r"^(([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _label_key(s: _Section, key: str, default: str) -> str:
+    """A Kubernetes label key (``[prefix/]name``), checked like the API server does."""
+    value = s.string(key, default)
+    prefix, _, name = value.rpartition("/")
+    if not _LABEL_KEY.match(value) or len(prefix) > 253 or len(name) > 63:
+        raise s._err(
+            key,
+            f"{key}: {value!r} is not a Kubernetes label key",
+            hint="e.g. topology.kubernetes.io/zone or topology.rook.io/rack",
+        )
+    return value
+
+
+def _batching(doc: YamlDoc, order: OrderPolicy) -> BatchingPolicy:
+    keys = ("by", "label", "maxUnavailable", "maxNodes", "onUnsafe")
+    s = _Section(doc, ("batching",), "batching", keys)
+    d = BatchingPolicy()
+    by = s.choice("by", d.by, BATCH_BY)
+    if by == "node":
+        for key in ("label", "maxUnavailable", "maxNodes"):
+            if s.has(key):
+                raise s._err(
+                    key,
+                    f"batching.{key} only applies with 'by: failure-domain'",
+                    hint="add 'by: failure-domain', or remove the key to upgrade one node at a time",
+                )
+    return BatchingPolicy(
+        by=by,
+        label=_label_key(s, "label", order.zone_label),
+        max_domains=_max_domains(s),
+        max_nodes=s.integer("maxNodes", None, minimum=1),
+        on_unsafe=s.choice("onUnsafe", d.on_unsafe, ON_UNSAFE),
+        where=doc.where(("batching",)) if doc.get(("batching",)) is not None else None,
+    )
+
+
+_DOMAINS = re.compile(r"^\s*(\d+)\s*(domains?|failure[- ]domains?)?\s*$")
+
+
+def _max_domains(s: _Section) -> int:
+    """``maxUnavailable``: how many failure domains may be down at once — ``1 domain``,
+    ``2 domains`` or a bare number."""
+    if not s.has("maxUnavailable"):
+        return BatchingPolicy().max_domains
+    value = s.data["maxUnavailable"]
+    match = _DOMAINS.match(str(value)) if not isinstance(value, bool) else None
+    if match is None or int(match.group(1)) < 1:
+        raise s._err(
+            "maxUnavailable",
+            f"maxUnavailable must count failure domains, like '1 domain', not {value!r}",
+            hint="nodes per batch are capped with maxNodes; a domain is every worker sharing the label's value",
+        )
+    return int(match.group(1))
 
 
 def _stability(doc: YamlDoc) -> StabilityPolicy:
@@ -566,8 +671,8 @@ class _Section:
     def has(self, key: str) -> bool:
         return key in self.data and self.data[key] is not None
 
-    def _err(self, key: str, message: str) -> InputError:
-        return self.doc.error((*self.path, key), message)
+    def _err(self, key: str, message: str, hint: str | None = None) -> InputError:
+        return self.doc.error((*self.path, key), message, hint=hint)
 
     def boolean(self, key: str, default: bool) -> bool:
         if not self.has(key):

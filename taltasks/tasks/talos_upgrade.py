@@ -149,12 +149,13 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
     """Desired vs running Talos version per node, and what upgrade-all would do (changes nothing)."""
     from taltasks.gates.talossource import ApiTalosSource
     from taltasks.ui.tables import print_rows
+    from taltasks.workflows.observe import needs_live_labels
     from taltasks.workflows.upgrade import UpgradeOptions, plan_for
 
     path, cluster, policy = _load(root)
     options = UpgradeOptions(allow_downgrade=allow_downgrade)
     kube = None
-    if policy.order.strategy == "zones":
+    if needs_live_labels(policy):
         kube = _kube(path, kubeconfig)
     try:
         with talos_client(path, talosconfig) as talos:

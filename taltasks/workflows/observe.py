@@ -2,8 +2,8 @@
 
 One Version fan-out answers for every node at once (a node that does not answer gets an
 ``ObservedNode`` with its error, which the plan refuses); the control planes' etcd views
-say which one leads etcd (it goes last); zones come from the live Nodes only when the
-policy orders by zone and the repo does not say.
+say which one leads etcd (it goes last); zones and the batching label come from the live
+Nodes when the policy orders by zone or batches by failure domain and the repo does not say.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def observe_nodes(
     kube: Any = None,
 ) -> dict[str, ObservedNode]:
     """``ObservedNode`` per hostname of ``nodes``. ``control_planes`` (all of the cluster's)
-    are asked who leads etcd; ``kube`` (a KubeClient) supplies zones for ``strategy: zones``."""
+    are asked who leads etcd; ``kube`` (a KubeClient) supplies the live Node labels (zone,
+    batching label) for ``strategy: zones`` and failure-domain batching."""
     results = {r.node: r for r in talos.client.version([n.ip for n in nodes])}
     views = etcd_views(talos, control_planes)
     leader = leader_hostname(v for v in views.values() if v is not None)
-    zones = _live_zones(kube, policy) if kube is not None and policy.order.strategy == "zones" else {}
+    labels = _live_labels(kube) if kube is not None and needs_live_labels(policy) else {}
     out: dict[str, ObservedNode] = {}
     for node in nodes:
         r = results.get(node.ip)
@@ -60,13 +61,18 @@ def observe_nodes(
             node.hostname,
             version=r.value.tag,
             etcd_leader=node.hostname == leader,
-            zone=zones.get(node.hostname),
+            zone=labels.get(node.hostname, {}).get(policy.order.zone_label),
+            labels=labels.get(node.hostname, {}),
         )
     return out
 
 
-def _live_zones(kube: Any, policy: UpgradePolicy) -> dict[str, str]:
+def needs_live_labels(policy: UpgradePolicy) -> bool:
+    """Whether planning reads the live Nodes' labels (so needs a Kubernetes client)."""
+    return policy.order.strategy == "zones" or policy.batching.enabled
+
+
+def _live_labels(kube: Any) -> dict[str, dict[str, str]]:
     from taltasks.kube.nodes import list_nodes
 
-    label = policy.order.zone_label
-    return {n.name: n.labels[label] for n in list_nodes(kube) if label in n.labels}
+    return {n.name: dict(n.labels) for n in list_nodes(kube)}

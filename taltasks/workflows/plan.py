@@ -7,19 +7,22 @@ Talos version, installer image, zone/labels) and what the nodes run now
 in batches. ``--dry-run`` prints it; the executor carries out its batches in order.
 
 Order: control planes first, one at a time, the etcd leader last (one leader election
-instead of one per node); then workers, one at a time — or, with ``strategy: zones``,
-failure domain by failure domain, and with ``batch: zone`` each zone's workers together.
+instead of one per node); then workers, one at a time — ordered by zone with ``strategy:
+zones`` — or, with ``batching: {by: failure-domain}``, in batches of the workers that share
+the batching label's value (:func:`worker_batches`), domain after domain. Workers without
+that label go alone, after the batches. The plan only *allows* a batch: the executor
+proves each one safe before it starts (:mod:`taltasks.workflows.batchsafety`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from taltasks.errors import InputError
 from taltasks.gates.talosnode import normalize_version
-from taltasks.model.policy import OrderPolicy, UpgradePolicy, did_you_mean
+from taltasks.model.policy import BatchingPolicy, OrderPolicy, UpgradePolicy, did_you_mean
 
 NO_ZONE = "(no zone)"
 
@@ -44,6 +47,7 @@ class ObservedNode:
     etcd_leader: bool = False
     zone: str | None = None
     error: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # the live Node's, where read
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class PlanStep:
     batch: int | None = None
     etcd_leader: bool = False
     snapshot_before: bool = False
+    domain: str | None = None  # the batching label's value (failure-domain batching only)
 
     @property
     def role(self) -> str:
@@ -78,12 +83,14 @@ class PlanStep:
             "action": self.action,
             "reason": self.reason,
             "batch": self.batch,
+            "domain": self.domain,
         }
 
 
 @dataclass(frozen=True)
 class UpgradePlan:
     steps: tuple[PlanStep, ...]
+    batching: BatchingPolicy = field(default_factory=BatchingPolicy)
 
     @property
     def actions(self) -> list[PlanStep]:
@@ -143,11 +150,15 @@ def plan_upgrade(
     *,
     allow_downgrade: bool = False,
     only: Sequence[str] | None = None,
+    batching: BatchingPolicy | None = None,
 ) -> UpgradePlan:
     """The ordered plan. ``only`` limits it to these hostnames (``upgrade-node``); an
-    unknown one is an :class:`InputError` with a did-you-mean."""
+    unknown one is an :class:`InputError` with a did-you-mean. ``batching`` defaults to
+    the policy's (one node at a time for a bare :class:`OrderPolicy`)."""
     order = policy.order if isinstance(policy, UpgradePolicy) else (policy or OrderPolicy())
     snapshot = policy.etcd_snapshot if isinstance(policy, UpgradePolicy) else False
+    if batching is None:
+        batching = policy.batching if isinstance(policy, UpgradePolicy) else BatchingPolicy()
     known = [n.hostname for n in desired]
     if only:
         for name in only:
@@ -157,42 +168,93 @@ def plan_upgrade(
                     hint="nodes in talos/talconfig.yaml: " + ", ".join(known),
                 )
         desired = [n for n in desired if n.hostname in set(only)]
-    decided = [_decide(n, observed.get(n.hostname), order, allow_downgrade) for n in desired]
-    ordered = _ordered(decided, order)
+    decided = [_decide(n, observed.get(n.hostname), order, batching, allow_downgrade) for n in desired]
+    cps = sorted((s for s in decided if s.control_plane), key=lambda s: _cp_key(s, order))
+    workers = [s for s in decided if not s.control_plane]
+    groups = [[s] for s in cps if s.action == "upgrade"]
+    if batching.enabled:
+        groups += worker_batches([s for s in workers if s.action == "upgrade"], batching)
+    else:
+        groups += [[s] for s in sorted(workers, key=lambda s: _worker_key(s, order)) if s.action == "upgrade"]
+    number = {s.hostname: b for b, group in enumerate(groups, start=1) for s in group}
+    going = [s for group in groups for s in group]
+    staying = [s for s in decided if s.action != "upgrade"]
     steps: list[PlanStep] = []
-    batch = 0
-    zone_batches: dict[str, int] = {}
     first_cp_action = True
-    for i, s in enumerate(ordered, start=1):
-        number = None
-        if s.action == "upgrade":
-            group = s.zone or NO_ZONE
-            if (
-                not s.control_plane
-                and order.strategy == "zones"
-                and order.batch == "zone"
-                and group != NO_ZONE
-            ):
-                if group not in zone_batches:
-                    batch += 1
-                    zone_batches[group] = batch
-                number = zone_batches[group]
-            else:
-                batch += 1
-                number = batch
+    for i, s in enumerate(sorted(going + staying, key=_position(going, cps, order, batching)), start=1):
         snap = snapshot and s.action == "upgrade" and s.control_plane and first_cp_action
         if snap:
             first_cp_action = False
-        steps.append(replace(s, order=i, batch=number, snapshot_before=snap))
-    return UpgradePlan(tuple(steps))
+        steps.append(replace(s, order=i, batch=number.get(s.hostname), snapshot_before=snap))
+    return UpgradePlan(tuple(steps), batching)
+
+
+def worker_batches(workers: Sequence[PlanStep], batching: BatchingPolicy) -> list[list[PlanStep]]:
+    """The workers to upgrade, grouped for failure-domain batching: domains sorted by
+    name, ``max_domains`` of them per batch, split into batches of at most ``max_nodes``
+    (as even as possible); workers without the label go alone, after the batches."""
+    by_domain: dict[str, list[PlanStep]] = {}
+    loners = []
+    for s in sorted(workers, key=lambda s: s.hostname):
+        if s.domain:
+            by_domain.setdefault(s.domain, []).append(s)
+        else:
+            loners.append(s)
+    domains = sorted(by_domain)
+    out: list[list[PlanStep]] = []
+    for i in range(0, len(domains), batching.max_domains):
+        members = [s for d in domains[i : i + batching.max_domains] for s in by_domain[d]]
+        out.extend(_even_chunks(members, batching.max_nodes))
+    return out + [[s] for s in loners]
+
+
+def _even_chunks(items: list[PlanStep], cap: int | None) -> list[list[PlanStep]]:
+    """``items`` in consecutive chunks of at most ``cap``, sizes differing by at most one."""
+    if not cap or len(items) <= cap:
+        return [items]
+    count = -(-len(items) // cap)
+    size, extra = divmod(len(items), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def _position(going: list[PlanStep], cps: list[PlanStep], order: OrderPolicy, batching: BatchingPolicy):
+    """Sort key of the plan's rows: control planes in their order, then the workers — by
+    failure domain in the order they go when batching, else in their one-by-one order;
+    workers that stay keep their place among their domain or zone."""
+    rank = {s.hostname: i for i, s in enumerate(going)}
+    cp_rank = {s.hostname: i for i, s in enumerate(cps)}
+
+    def key(s: PlanStep) -> tuple[Any, ...]:
+        if s.control_plane:
+            return (0, cp_rank[s.hostname])
+        if batching.enabled:
+            return (1, s.domain or "\uffff", s.hostname not in rank, rank.get(s.hostname, 0), s.hostname)
+        return (1, *_worker_key(s, order))
+
+    return key
 
 
 def _decide(
-    node: DesiredNode, seen: ObservedNode | None, order: OrderPolicy, allow_downgrade: bool
+    node: DesiredNode,
+    seen: ObservedNode | None,
+    order: OrderPolicy,
+    batching: BatchingPolicy,
+    allow_downgrade: bool,
 ) -> PlanStep:
     desired = normalize_version(node.talos_version)
     labels = getattr(node, "labels", None) or {}
     zone = labels.get(order.zone_label) or getattr(node, "zone", None) or (seen.zone if seen else None)
+    domain = None
+    if batching.enabled and not node.control_plane:
+        live = seen.labels if seen is not None else {}
+        domain = labels.get(batching.label) or live.get(batching.label)
+        if domain is None and batching.label == order.zone_label:
+            domain = zone
     base = PlanStep(
         hostname=node.hostname,
         ip=node.ip,
@@ -205,6 +267,7 @@ def _decide(
         reason="",
         order=0,
         etcd_leader=bool(seen and seen.etcd_leader),
+        domain=domain,
     )
     if seen is None or seen.version is None:
         why = (seen.error if seen else None) or "no answer from the Talos API"
@@ -225,19 +288,15 @@ def _decide(
     return replace(base, reason=f"downgrade {running} → {desired} refused without --allow-downgrade")
 
 
-def _ordered(steps: list[PlanStep], order: OrderPolicy) -> list[PlanStep]:
-    def cp_key(s: PlanStep) -> tuple[Any, ...]:
-        leader_last = order.etcd_leader_last and s.etcd_leader
-        zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
-        return (leader_last, zone, s.hostname)
+def _cp_key(s: PlanStep, order: OrderPolicy) -> tuple[Any, ...]:
+    leader_last = order.etcd_leader_last and s.etcd_leader
+    zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
+    return (leader_last, zone, s.hostname)
 
-    def worker_key(s: PlanStep) -> tuple[Any, ...]:
-        zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
-        return (zone, s.hostname)
 
-    cps = sorted((s for s in steps if s.control_plane), key=cp_key)
-    workers = sorted((s for s in steps if not s.control_plane), key=worker_key)
-    return cps + workers
+def _worker_key(s: PlanStep, order: OrderPolicy) -> tuple[Any, ...]:
+    zone = (s.zone or "\uffff") if order.strategy == "zones" else ""
+    return (zone, s.hostname)
 
 
 def compare_versions(a: str, b: str) -> int | None:
