@@ -135,7 +135,10 @@ class KubeWorld:
         workloads.seed(self.store, [*sc.workloads, *blockers])
         if sc.ceph is not None:
             self.ceph = CephOperator(
-                self.reactor, sc.ceph, sc.faults_of("ceph-stuck") + sc.faults_of("pg-availability")
+                self.reactor,
+                sc.ceph,
+                sc.faults_of("ceph-stuck") + sc.faults_of("pg-availability"),
+                zones=self.zones,
             )
             self.ceph.start()
         if sc.cnpg is not None:

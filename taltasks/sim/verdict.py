@@ -7,12 +7,22 @@ own account (``Recorder``), never from what the tool under test says about itsel
 * ``node_starts`` — where each node's upgrade began: the first change made to its Node
   (the cordon) after a point in the record;
 * ``health_at`` — Ceph's health and every CNPG cluster's last status just before a point;
-* ``safety`` — all of it for one run: at most one node down, and every node started only
-  while Ceph was HEALTH_OK and every Postgres cluster healthy.
+* ``waves`` — the nodes started together: every cordon before the next node goes down
+  belongs to one wave (one node in a rolling upgrade, a whole batch with failure-domain
+  batching);
+* ``pools_below_min_size`` / ``cnpg_without_ready`` — storage or a database that lost
+  availability: a Ceph pool whose worst placement group fell below its ``min_size``, a
+  CNPG cluster with no ready instance;
+* ``most_domains_down`` — the most failure domains with a node NotReady at the same time
+  (each control plane counts as a domain of its own);
+* ``safety`` — all of it for one run: at most one node (or, given the nodes' domains, one
+  failure domain) down at once, every wave started only while Ceph was HEALTH_OK and every
+  Postgres cluster healthy, no pool below min_size, every CNPG cluster ready throughout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,24 +65,110 @@ def health_at(recorder: Recorder, seq: int) -> tuple[str | None, dict[str, dict[
     return ceph, cnpg
 
 
+def waves(recorder: Recorder, since: int = 0) -> list[tuple[int, list[str]]]:
+    """``(position of the first start, nodes)`` per wave: starts (first Node change per
+    node) that happen before any node goes NotReady belong together."""
+    out: list[tuple[int, list[str]]] = []
+    seen: set[str] = set()
+    current: list[str] | None = None
+    for e in recorder.entries():
+        if e.seq < since:
+            continue
+        if e.kind == "kube.api" and e.get("resource") == "nodes" and e.get("verb") == "patch":
+            if e["name"] in seen:
+                continue
+            seen.add(e["name"])
+            if current is None:
+                current = []
+                out.append((e.seq, current))
+            current.append(e["name"])
+        elif e.kind == "node.ready" and not e["ready"]:
+            current = None
+    return out
+
+
+def most_domains_down(recorder: Recorder, domain_of: Mapping[str, str], since: int = 0) -> int:
+    """The most distinct failure domains with a node NotReady at once; a node without a
+    domain (a control plane, an unlabelled worker) is a domain of its own."""
+    down: set[str] = set()
+    worst = 0
+    for e in recorder.entries("node.ready"):
+        (down.discard if e["ready"] else down.add)(e["node"])
+        if e.seq >= since:
+            worst = max(worst, len({domain_of.get(n) or f"node {n}" for n in down}))
+    return worst
+
+
+def pools_below_min_size(recorder: Recorder, since: int = 0) -> list[dict[str, Any]]:
+    return [e.data for e in recorder.entries("ceph.pool") if e.seq >= since and e["up"] < e["min_size"]]
+
+
+def cnpg_without_ready(recorder: Recorder, since: int = 0) -> list[dict[str, Any]]:
+    return [e.data for e in recorder.entries("cnpg.status") if e.seq >= since and not e["readyInstances"]]
+
+
+def lowest_pool_replicas(recorder: Recorder, since: int = 0) -> dict[str, tuple[int, int]]:
+    """Per pool, ``(fewest replicas up seen, min_size)`` from ``since`` on (including the
+    state at ``since``)."""
+    out: dict[str, tuple[int, int]] = {}
+    for e in recorder.entries("ceph.pool"):
+        key = e["pool"]
+        if e.seq < since or key not in out:
+            out[key] = (e["up"], e["min_size"])
+        else:
+            out[key] = (min(e["up"], out[key][0]), e["min_size"])
+    return out
+
+
+def fewest_ready_instances(recorder: Recorder, since: int = 0) -> dict[str, int]:
+    """Per CNPG cluster, the fewest ready instances seen from ``since`` on (including the
+    state at ``since``)."""
+    out: dict[str, int] = {}
+    for e in recorder.entries("cnpg.status"):
+        key, ready = e["cluster"], e["readyInstances"]
+        out[key] = ready if e.seq < since or key not in out else min(ready, out[key])
+    return out
+
+
 @dataclass
 class Safety:
     starts: dict[str, int]
     most_not_ready: int
     unsafe_starts: list[dict[str, Any]] = field(default_factory=list)
+    most_domains_down: int | None = None  # given the nodes' failure domains
+    pools_below_min_size: list[dict[str, Any]] = field(default_factory=list)
+    cnpg_without_ready: list[dict[str, Any]] = field(default_factory=list)
+    waves: list[list[str]] = field(default_factory=list)
 
     @property
     def safe(self) -> bool:
-        return self.most_not_ready <= 1 and not self.unsafe_starts
+        at_once = self.most_not_ready if self.most_domains_down is None else self.most_domains_down
+        return (
+            at_once <= 1
+            and not self.unsafe_starts
+            and not self.pools_below_min_size
+            and not self.cnpg_without_ready
+        )
 
 
-def safety(recorder: Recorder, since: int = 0) -> Safety:
+def safety(recorder: Recorder, since: int = 0, *, domain_of: Mapping[str, str] | None = None) -> Safety:
+    """The run's safety from ``since``. Without ``domain_of`` one node may be down at a
+    time; with it (hostname → failure domain, for batched runs) one failure domain."""
     starts = node_starts(recorder, since)
+    grouped = waves(recorder, since)
     unsafe = []
-    for node, seq in sorted(starts.items(), key=lambda kv: kv[1]):
+    for seq, nodes in grouped:
         ceph, cnpg = health_at(recorder, seq)
         seen = [f"ceph {ceph}"] if ceph not in (None, "HEALTH_OK") else []
         seen += [f"{name}: {st.get('phase')}" for name, st in cnpg.items() if st.get("phase") != CNPG_HEALTHY]
         if seen:
-            unsafe.append({"node": node, "seen": seen})
-    return Safety(starts, most_not_ready(recorder, since), unsafe)
+            unsafe.append({"node": nodes[0], "nodes": nodes, "seen": seen})
+    return Safety(
+        starts,
+        most_not_ready(recorder, since),
+        unsafe,
+        most_domains_down(recorder, domain_of, since) if domain_of is not None else None,
+        pools_below_min_size(recorder, since),
+        cnpg_without_ready(recorder, since),
+        [nodes for _, nodes in grouped],
+    )

@@ -3,7 +3,8 @@
 Creating a ``CustomResourceDefinition`` object registers its served versions with the
 registry (and marks it Established), deleting it unregisters them — what the real server
 does, so an install that brings its own CRDs works against the emulator. The simulator
-pre-installs the CRDs its operators use: Rook's CephCluster, CloudNativePG's Cluster,
+pre-installs the CRDs its operators use: Rook's CephCluster and its pool kinds
+(CephBlockPool, CephFilesystem, CephObjectStore), CloudNativePG's Cluster,
 Flux's Kustomization and HelmRelease (plus its source kinds), and tuppr's TalosUpgrade.
 """
 
@@ -199,6 +200,30 @@ SIMULATOR_CRDS: tuple[dict[str, Any], ...] = (
             ("Message", "string", ".status.message"),
             ("Health", "string", ".status.ceph.health"),
         ],
+    ),
+    definition(
+        "ceph.rook.io",
+        "CephBlockPool",
+        "cephblockpools",
+        ["v1"],
+        columns=[("Phase", "string", ".status.phase"), ("Type", "string", ".status.info.type")],
+    ),
+    definition(
+        "ceph.rook.io",
+        "CephFilesystem",
+        "cephfilesystems",
+        ["v1"],
+        columns=[
+            ("ActiveMDS", "string", ".spec.metadataServer.activeCount"),
+            ("Phase", "string", ".status.phase"),
+        ],
+    ),
+    definition(
+        "ceph.rook.io",
+        "CephObjectStore",
+        "cephobjectstores",
+        ["v1"],
+        columns=[("Phase", "string", ".status.phase")],
     ),
     definition(
         "postgresql.cnpg.io",

@@ -20,6 +20,16 @@ How it behaves (health-gates.md §1):
   PDBs with maxUnavailable 0 protect every other host, ``noout`` is set on the draining host
   (``OSD_FLAGS``) and the state ConfigMap says which domain drains. Once every OSD is up and
   PGs are clean again the default PDB comes back and the rest is cleared.
+* Pools: one CephBlockPool per configured pool (``spec.replicated.size``,
+  ``spec.failureDomain``, ``spec.parameters.min_size``). Each OSD sits in a CRUSH bucket per
+  failure-domain type — its host, and its Node's ``topology.kubernetes.io/zone`` (Rook's
+  mapping) — and carries Rook's ``topology-location-<type>`` labels. A placement group keeps
+  one replica per domain, so with ``d`` domains holding a down OSD the worst PG has
+  ``size - min(size, d)`` replicas up; below ``min_size`` its I/O stops: ``PG_AVAILABILITY``
+  (data unavailable). Each pool's worst case is recorded as ``ceph.pool`` when it changes.
+* Rook's OSD budgets follow the *lowest* failure domain of all pools (Rook's rule): with
+  every pool on ``zone``, a draining OSD opens its whole zone (``rook-ceph-osd-zone-<z>``
+  blocking PDBs for the other zones), with any pool on ``host`` only its host.
 * Faults: ``ceph-stuck`` pins health and details from its trigger on; ``pg-availability``
   adds ``PG_AVAILABILITY`` (a WARN that means IO is blocked) from its trigger on.
 
@@ -35,12 +45,15 @@ from typing import Any
 from taltasks.sim.kube.objects import rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor
 from taltasks.sim.operators.common import ensure_namespace, pdb, pinned_deployment, pod_up, sync_pdbs
-from taltasks.sim.operators.scenario import CephConfig, FaultConfig
+from taltasks.sim.operators.scenario import CephConfig, FaultConfig, PoolConfig
 
 CEPH_VERSION = "19.2.3"
 MON_IDS = "abcdefghijklmnopqrstuvwxyz"
 OWNED = ("app.kubernetes.io/managed-by", "rook-ceph-operator")
 PGS = 129
+# CRUSH bucket types from the lowest to the highest, as Rook orders them
+CRUSH_LEVELS = ("host", "chassis", "rack", "row", "pdu", "pod", "room", "datacenter", "zone", "region")
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def precise_now() -> str:
@@ -54,9 +67,18 @@ def precise_now() -> str:
 class CephOperator(Controller):
     watches = ("pods", "nodes")
 
-    def __init__(self, reactor: Reactor, config: CephConfig, faults: list[FaultConfig] | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        config: CephConfig,
+        faults: list[FaultConfig] | None = None,
+        *,
+        zones: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(reactor)
         self.config = config
+        self.zones = dict(zones or {})  # host → zone, as the Nodes are labelled
+        self._pool_up: dict[str, int] = {}
         self.faults = list(faults or [])
         self.established = False  # every daemon has run once: the cluster exists
         self.disrupted = False  # has any daemon gone down since (fault trigger)
@@ -110,8 +132,11 @@ class CephOperator(Controller):
             self._daemon(cluster, "mon", MON_IDS[i], node, {"mon": MON_IDS[i]})
         for osd, host in sorted(c.osd_hosts().items()):
             extra = {"ceph-osd-id": str(osd), "osd": str(osd), "failure-domain": host}
-            extra |= {"topology-location-host": host, "topology-location-root": "default"}
+            extra |= {f"topology-location-{t}": v for t, v in self.location(host).items()}
+            extra["topology-location-root"] = "default"
             self._daemon(cluster, "osd", str(osd), host, extra)
+        for pool in c.pools:
+            self._pool(pool)
         for i in range(c.mgrs):
             self._daemon(cluster, "mgr", MON_IDS[i], None, {"mgr": MON_IDS[i]})
         if store.try_get("configmaps", "rook-ceph-pdbstatemap", c.namespace) is None:
@@ -123,6 +148,51 @@ class CephOperator(Controller):
                     "data": {"draining-failure-domain": "", "set-no-out": ""},
                 }
             )
+
+    def location(self, host: str) -> dict[str, str]:
+        """The OSD host's CRUSH location by bucket type (Rook reads it from the Node's
+        labels: ``topology.kubernetes.io/zone`` → ``zone``)."""
+        out = {"host": host}
+        if host in self.zones:
+            out["zone"] = self.zones[host]
+        return out
+
+    def pdb_domain_type(self) -> str:
+        """Rook's OSD budgets use the lowest failure domain any pool enforces."""
+        return min((p.failure_domain for p in self.config.pools), key=CRUSH_LEVELS.index)
+
+    def _pool(self, pool: PoolConfig) -> None:
+        c = self.config
+        if self.store.try_get("cephblockpools.ceph.rook.io", pool.name, c.namespace) is not None:
+            return
+        spec: dict[str, Any] = {"failureDomain": pool.failure_domain, "replicated": {"size": pool.size}}
+        if pool.min_size is not None:
+            spec["parameters"] = {"min_size": str(pool.min_size)}
+        self.store.create(
+            {
+                "apiVersion": "ceph.rook.io/v1",
+                "kind": "CephBlockPool",
+                "metadata": {"name": pool.name, "namespace": c.namespace},
+                "spec": spec,
+            }
+        )
+        self.store.update_status(
+            "cephblockpools.ceph.rook.io", pool.name, {"phase": "Ready"}, namespace=c.namespace
+        )
+
+    def pools_up(self, osd_up: dict[int, bool]) -> dict[str, int]:
+        """Per pool, the replicas up in its worst placement group: one replica per failure
+        domain, and every domain holding a down OSD may hold one of the PG's replicas."""
+        hosts = self.config.osd_hosts()
+        out = {}
+        for pool in self.config.pools:
+            down = {
+                self.location(hosts[osd]).get(pool.failure_domain, f"(host {hosts[osd]})")
+                for osd, up in osd_up.items()
+                if not up
+            }
+            out[pool.name] = pool.size - min(pool.size, len(down))
+        return out
 
     def _daemon(
         self, cluster: dict[str, Any], kind: str, daemon_id: str, node: str | None, extra: dict[str, str]
@@ -167,7 +237,10 @@ class CephOperator(Controller):
             self.established = all(osd_up.values()) and all(mon_up.values())
             if self.config.manage_pod_budgets:
                 self._manage_budgets(osd_up if self.established else dict.fromkeys(osd_up, True), clean=True)
+            if self.established:
+                self._record_pools(osd_up)
             return
+        self._record_pools(osd_up)
         if not all(osd_up.values()):
             self.degraded_until = float("inf")
             self.disrupted = True
@@ -182,7 +255,9 @@ class CephOperator(Controller):
     def _manage_budgets(self, osd_up: dict[int, bool], *, clean: bool) -> None:
         c = self.config
         hosts = c.osd_hosts()
-        down_domains = sorted({hosts[osd] for osd, up in osd_up.items() if not up})
+        kind = self.pdb_domain_type()
+        domain_of = {osd: self.location(host).get(kind, host) for osd, host in hosts.items()}
+        down_domains = sorted({domain_of[osd] for osd, up in osd_up.items() if not up})
         if down_domains:
             self.draining_domain = (
                 self.draining_domain if self.draining_domain in down_domains else down_domains[0]
@@ -208,12 +283,12 @@ class CephOperator(Controller):
             ),
         ]
         if fd:
-            for other in sorted(set(c.osds) - {fd}):
+            for other in sorted(set(domain_of.values()) - {fd}):
                 wanted.append(
                     pdb(
                         c.namespace,
-                        f"rook-ceph-osd-host-{other}",
-                        {"topology-location-host": other},
+                        f"rook-ceph-osd-{kind}-{other}",
+                        {f"topology-location-{kind}": other},
                         max_unavailable=0,
                         labels=base_labels,
                     )
@@ -241,6 +316,24 @@ class CephOperator(Controller):
                 cm["data"] = {**kept, **data, **stamp}
 
             self.store.mutate("configmaps", "rook-ceph-pdbstatemap", put, namespace=c.namespace)
+
+    def _record_pools(self, osd_up: dict[int, bool]) -> None:
+        """``ceph.pool`` entries: each pool's worst-case replicas up, when it changes (the
+        record the verdict reads for "no pool below its min_size")."""
+        recorder = self.store.recorder
+        for pool in self.config.pools:
+            up = self.pools_up(osd_up)[pool.name]
+            if self._pool_up.get(pool.name) != up:
+                self._pool_up[pool.name] = up
+                if recorder is not None:
+                    recorder.record(
+                        "ceph.pool",
+                        pool=pool.name,
+                        size=pool.size,
+                        min_size=pool.effective_min_size,
+                        up=up,
+                        failure_domain=pool.failure_domain,
+                    )
 
     # ---- the status poll --------------------------------------------------------------------
 
@@ -292,6 +385,14 @@ class CephOperator(Controller):
             details["MON_DOWN"] = {
                 "severity": "HEALTH_WARN",
                 "message": f"{len(missing)}/{len(mon_up)} mons down, quorum {','.join(quorum)}",
+            }
+        short = [p for p in c.pools if self.pools_up(osd_up)[p.name] < p.effective_min_size]
+        if short:
+            inactive = sum(int(PGS * 0.4) for _ in short)
+            details["PG_AVAILABILITY"] = {
+                "severity": "HEALTH_WARN",
+                "message": f"Reduced data availability: {inactive} pgs inactive "
+                f"(pools below min_size: {', '.join(p.name for p in short)})",
             }
         if self._fault_active("pg-availability"):
             details["PG_AVAILABILITY"] = {

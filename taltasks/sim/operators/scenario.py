@@ -15,6 +15,8 @@ operator ``faults``. Every problem is an :class:`~taltasks.errors.InputError` at
       recoverySeconds: 1.0          # PG_DEGRADED lasts this long after the last OSD is back
       checkIntervalSeconds: 0.5     # status.ceph.lastChecked refresh (Rook: 60 s)
       managePodBudgets: true
+      pools:                        # CephBlockPools; default: ceph-blockpool, size 3, host
+        - {name: ceph-blockpool, size: 3, minSize: 2, failureDomain: zone}
     cnpg:
       switchoverSeconds: 0.3
       failoverDelaySeconds: 0.0
@@ -59,6 +61,28 @@ class KubeTimings:
     pod_termination_seconds: float = 0.0
 
 
+POOL_DOMAINS = ("host", "zone")
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """A replicated Ceph pool as a CephBlockPool declares it: ``size`` replicas, one per
+    ``failure_domain`` (CRUSH), I/O stops below ``min_size`` up (Ceph's default for a
+    replicated pool: ``size - size // 2``)."""
+
+    name: str
+    size: int = 3
+    min_size: int | None = None
+    failure_domain: str = "host"
+
+    @property
+    def effective_min_size(self) -> int:
+        return self.min_size if self.min_size is not None else self.size - self.size // 2
+
+
+DEFAULT_POOLS = (PoolConfig("ceph-blockpool"),)  # what the rook-ceph-cluster chart creates
+
+
 @dataclass(frozen=True)
 class CephConfig:
     namespace: str = "rook-ceph"
@@ -70,6 +94,7 @@ class CephConfig:
     check_interval_seconds: float = 0.5
     manage_pod_budgets: bool = True
     image: str = "quay.io/ceph/ceph:v19.2.3"
+    pools: tuple[PoolConfig, ...] = DEFAULT_POOLS
 
     def osd_hosts(self) -> dict[int, str]:
         return {osd: host for host, ids in self.osds.items() for osd in ids}
@@ -289,6 +314,7 @@ def _ceph(c: _Checker) -> CephConfig | None:
             "checkIntervalSeconds",
             "managePodBudgets",
             "image",
+            "pools",
         ),
     )
     osds_raw = c.mapping(("ceph", "osds"), c.doc.get(("ceph", "osds")) or {}, required=True)
@@ -340,7 +366,34 @@ def _ceph(c: _Checker) -> CephConfig | None:
         check_interval_seconds=c.number(("ceph", "checkIntervalSeconds"), 0.5, minimum=0.01),
         manage_pod_budgets=c.boolean(("ceph", "managePodBudgets"), True),
         image=c.string(("ceph", "image"), "quay.io/ceph/ceph:v19.2.3"),
+        pools=_pools(c) if c.doc.get(("ceph", "pools")) is not None else DEFAULT_POOLS,
     )
+
+
+def _pools(c: _Checker) -> tuple[PoolConfig, ...]:
+    out: list[PoolConfig] = []
+    for i, _ in enumerate(c.sequence(("ceph", "pools"))):
+        keys: KeyPath = ("ceph", "pools", i)
+        c.mapping(keys, ("name", "size", "minSize", "failureDomain"), required=True)
+        name = c.string((*keys, "name"), required=True, name=True)
+        size = c.integer((*keys, "size"), 3, minimum=1)
+        min_size = (
+            c.integer((*keys, "minSize"), 1, minimum=1) if c.doc.get((*keys, "minSize")) is not None else None
+        )
+        if min_size is not None and min_size > size:
+            c.fail((*keys, "minSize"), f"pool {name}: minSize {min_size} is larger than size {size}")
+        domain = c.string((*keys, "failureDomain"), "host")
+        if domain not in POOL_DOMAINS:
+            c.fail(
+                (*keys, "failureDomain"),
+                f"pool {name}: the simulator models failure domains {', '.join(POOL_DOMAINS)}, not {domain!r}",
+            )
+        if any(p.name == name for p in out):
+            c.fail(keys, f"pool {name} is defined twice")
+        out.append(PoolConfig(name, size, min_size, domain))
+    if not out:
+        c.fail(("ceph", "pools"), "ceph.pools must list at least one pool (leave it out for the default)")
+    return tuple(out)
 
 
 def _cnpg(c: _Checker) -> CnpgConfig | None:
