@@ -178,3 +178,34 @@ def test_verdict_reads_pools_domains_and_waves_from_the_record():
     assert late.most_domains_down == 2 and not late.safe
     assert late.pools_below_min_size == [{"pool": "p", "size": 3, "min_size": 2, "up": 1}]
     assert [c["cluster"] for c in late.cnpg_without_ready] == ["db/pg"]
+
+
+def test_batch_proofs_read_the_simulated_cluster(make_world):
+    """read_facts over HTTPS: zone pools + a declared .mgr prove zone batches; a database
+    living only in zone-a does not."""
+    from taltasks.kube.client import connect
+    from taltasks.model.policy import BatchingPolicy
+    from taltasks.workflows.batchsafety import check_batch, read_facts
+
+    pools = ZONE_POOL + "    - {name: builtin-mgr, poolName: .mgr, size: 3, failureDomain: zone}\n"
+    text = ZONED.replace("{pools}\n", pools) + (
+        "cnpg:\n  switchoverSeconds: 0.05\n  clusters:\n"
+        "    - {namespace: database, name: pg, instances: 3, nodes: [worker-1, worker-3, worker-5]}\n"
+        "    - {namespace: database, name: zonal, instances: 2, nodes: [worker-1, worker-2]}\n"
+    )
+    world = make_world(text, workers=6)
+    batching = BatchingPolicy(by="failure-domain")
+    with connect(world.kubeconfig_path) as client:
+        facts = read_facts(client)
+    assert {p.name for p in facts.pools} == {"ceph-blockpool", ".mgr"}
+    assert {c.ref for c in facts.cnpg} == {"database/pg", "database/zonal"}
+    zone_b = check_batch(facts, ["worker-3", "worker-4"], batching)
+    assert zone_b.safe, zone_b.explain()
+    zone_a = check_batch(facts, ["worker-1", "worker-2"], batching)
+    assert not zone_a.safe and not zone_a.run_wide
+    assert zone_a.reasons == [
+        "CNPG cluster database/zonal would have no ready instance outside the batch "
+        "(zonal-1 on worker-1, zonal-2 on worker-2)",
+        "PodDisruptionBudget database/zonal-primary needs 1 healthy pod(s) but only 0 would be left: "
+        "database/zonal-1 on worker-1 cannot move off the batch",
+    ]

@@ -137,3 +137,90 @@ def read_rook_budget_state(client: KubeClient, namespace: str = "rook-ceph") -> 
             raise
         statemap = None
     return parse_rook_budget_state(namespace, names, statemap)
+
+
+# ---- pools ----------------------------------------------------------------------------------
+
+POOL_KINDS = {
+    "CephBlockPool": "cephblockpools",
+    "CephFilesystem": "cephfilesystems",
+    "CephObjectStore": "cephobjectstores",
+}
+
+
+@dataclass(frozen=True)
+class CephPool:
+    """One Ceph pool as a Rook resource declares it (a CephBlockPool, or a data/metadata pool
+    of a CephFilesystem or CephObjectStore): how many copies (``size``: replicas, or data +
+    coding chunks), how many must be up for I/O (``min_size``; Ceph's default when the
+    resource does not set ``parameters.min_size``) and the CRUSH bucket type the copies are
+    spread across (``failure_domain``, Rook's default ``host``)."""
+
+    source: str  # "CephBlockPool rook-ceph/ceph-blockpool", "CephFilesystem rook-ceph/fs data pool 0"
+    name: str  # the Ceph pool's own name where the resource sets it (".mgr"), else the resource's
+    size: int
+    min_size: int
+    failure_domain: str
+    erasure_coded: bool = False
+
+    def describe(self) -> str:
+        kind = "erasure-coded" if self.erasure_coded else "replicated"
+        return f"{self.source} ({kind}, size {self.size}, min_size {self.min_size}, failure domain {self.failure_domain})"
+
+
+def pool_from_spec(source: str, name: str, spec: dict[str, Any], *, default_domain: str = "host") -> CephPool:
+    """A PoolSpec (``failureDomain``, ``replicated.size``, ``erasureCoded``, ``parameters``)."""
+    ec = spec.get("erasureCoded") or {}
+    data, coding = int(ec.get("dataChunks") or 0), int(ec.get("codingChunks") or 0)
+    params = spec.get("parameters") or {}
+    if data and coding:
+        size, default_min = data + coding, data + 1  # Ceph's default for an EC pool: k + 1
+    else:
+        size = int((spec.get("replicated") or {}).get("size") or 3)
+        default_min = size - size // 2  # Ceph's default for a replicated pool
+    try:
+        min_size = int(params.get("min_size") or default_min)
+    except (TypeError, ValueError):
+        min_size = default_min
+    return CephPool(
+        source=source,
+        name=name,
+        size=size,
+        min_size=min_size,
+        failure_domain=str(spec.get("failureDomain") or default_domain),
+        erasure_coded=bool(data and coding),
+    )
+
+
+def parse_pools(kind: str, obj: dict[str, Any]) -> list[CephPool]:
+    """The Ceph pools one Rook resource of ``kind`` declares."""
+    m, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    ref = f"{kind} {m.get('namespace', '')}/{m.get('name', '')}"
+    if kind == "CephBlockPool":
+        return [pool_from_spec(ref, str(spec.get("name") or m.get("name", "")), spec)]
+    out = []
+    if spec.get("metadataPool"):
+        out.append(
+            pool_from_spec(f"{ref} metadata pool", f"{m.get('name', '')}-metadata", spec["metadataPool"])
+        )
+    if kind == "CephFilesystem":
+        for i, pool in enumerate(spec.get("dataPools") or []):
+            name = pool.get("name") or f"data{i}"
+            out.append(pool_from_spec(f"{ref} data pool {name}", f"{m.get('name', '')}-{name}", pool))
+    elif spec.get("dataPool"):
+        out.append(pool_from_spec(f"{ref} data pool", f"{m.get('name', '')}-data", spec["dataPool"]))
+    return out
+
+
+def read_ceph_pools(client: KubeClient) -> list[CephPool]:
+    """Every pool the cluster's Rook resources declare (none when Rook is not installed)."""
+    out: list[CephPool] = []
+    for kind, plural in POOL_KINDS.items():
+        for obj in client.list_custom(GROUP, VERSION, plural, what=f"list {kind}s") or []:
+            out.extend(parse_pools(kind, obj))
+    return out
+
+
+def manages_pod_budgets(obj: dict[str, Any]) -> bool:
+    """``spec.disruptionManagement.managePodBudgets`` of a CephCluster object."""
+    return bool(((obj.get("spec") or {}).get("disruptionManagement") or {}).get("managePodBudgets"))

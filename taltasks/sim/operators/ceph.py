@@ -166,6 +166,8 @@ class CephOperator(Controller):
         if self.store.try_get("cephblockpools.ceph.rook.io", pool.name, c.namespace) is not None:
             return
         spec: dict[str, Any] = {"failureDomain": pool.failure_domain, "replicated": {"size": pool.size}}
+        if pool.pool_name:
+            spec["name"] = pool.pool_name
         if pool.min_size is not None:
             spec["parameters"] = {"min_size": str(pool.min_size)}
         self.store.create(

@@ -17,6 +17,7 @@ operator ``faults``. Every problem is an :class:`~taltasks.errors.InputError` at
       managePodBudgets: true
       pools:                        # CephBlockPools; default: ceph-blockpool, size 3, host
         - {name: ceph-blockpool, size: 3, minSize: 2, failureDomain: zone}
+        - {name: builtin-mgr, poolName: .mgr, size: 3, failureDomain: zone}
     cnpg:
       switchoverSeconds: 0.3
       failoverDelaySeconds: 0.0
@@ -74,6 +75,7 @@ class PoolConfig:
     size: int = 3
     min_size: int | None = None
     failure_domain: str = "host"
+    pool_name: str | None = None  # spec.name: the Ceph pool's own name (".mgr" for Rook's builtin-mgr)
 
     @property
     def effective_min_size(self) -> int:
@@ -374,7 +376,7 @@ def _pools(c: _Checker) -> tuple[PoolConfig, ...]:
     out: list[PoolConfig] = []
     for i, _ in enumerate(c.sequence(("ceph", "pools"))):
         keys: KeyPath = ("ceph", "pools", i)
-        c.mapping(keys, ("name", "size", "minSize", "failureDomain"), required=True)
+        c.mapping(keys, ("name", "poolName", "size", "minSize", "failureDomain"), required=True)
         name = c.string((*keys, "name"), required=True, name=True)
         size = c.integer((*keys, "size"), 3, minimum=1)
         min_size = (
@@ -390,7 +392,8 @@ def _pools(c: _Checker) -> tuple[PoolConfig, ...]:
             )
         if any(p.name == name for p in out):
             c.fail(keys, f"pool {name} is defined twice")
-        out.append(PoolConfig(name, size, min_size, domain))
+        pool_name = c.string((*keys, "poolName"), "") or None
+        out.append(PoolConfig(name, size, min_size, domain, pool_name))
     if not out:
         c.fail(("ceph", "pools"), "ceph.pools must list at least one pool (leave it out for the default)")
     return tuple(out)
