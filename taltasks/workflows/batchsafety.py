@@ -363,10 +363,11 @@ def _name(pod: Mapping[str, Any]) -> str:
 
 def _movable(pod: Mapping[str, Any]) -> bool:
     """Whether an evicted pod comes back on another node while the batch is down: owned by
-    a ReplicaSet (a Deployment's) and not pinned to its node by a hostname selector."""
+    a Deployment's ReplicaSet (the simulator's Deployments own their pods directly) and not
+    pinned to its node by a hostname selector."""
     m, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     owner = next((o for o in m.get("ownerReferences") or [] if o.get("controller")), None)
-    if owner is None or owner.get("kind") not in ("ReplicaSet", "ReplicationController"):
+    if owner is None or owner.get("kind") not in ("ReplicaSet", "ReplicationController", "Deployment"):
         return False
     if HOSTNAME_LABEL in (spec.get("nodeSelector") or {}):
         return False
