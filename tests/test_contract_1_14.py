@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from taltasks.errors import InputError
 from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.docmap import (
     MOVES,
@@ -255,3 +256,117 @@ def test_control_plane_document_on_a_worker_is_refused_at_the_patch():
         ("talos/patches/global/apiserver.yaml:1", "KubeAPIServerConfig")
     ]
     assert "control-plane document" in errors[0].message and "controlPlane.patches" in errors[0].hint
+
+
+# ---- multi-document patches ------------------------------------------------------------------
+
+MULTI = """\
+apiVersion: v1alpha1
+kind: KubeletConfig
+extraArgs:
+  rotate-server-certificates: "true"
+---
+apiVersion: v1alpha1
+kind: KubeNodeConfig
+labels:
+  topology.kubernetes.io/zone: zone-a
+---
+apiVersion: v1alpha1
+kind: UserVolumeConfig
+name: local-data
+provisioning:
+  diskSelector:
+    match: disk.transport == "nvme"
+  maxSize: 50GiB
+"""
+
+
+def test_one_patch_file_targets_several_documents_by_kind_and_name():
+    docs, origins = _patched(MULTI, source="talos/patches/global/docs.yaml")
+    kubelet = next(d for d in docs if d.get("kind") == "KubeletConfig")
+    assert kubelet["image"] == IMAGE and kubelet["extraArgs"] == {"rotate-server-certificates": "true"}
+    assert next(d for d in docs if d.get("kind") == "KubeNodeConfig")["labels"] == {
+        "topology.kubernetes.io/zone": "zone-a"
+    }
+    volume = docs[-1]
+    assert (volume["kind"], volume["name"]) == ("UserVolumeConfig", "local-data")
+    # provenance: each value points at its own document's line in the file
+    ids = {
+        ("v1alpha1", "KubeletConfig", ""): ("extraArgs",),
+        ("v1alpha1", "UserVolumeConfig", "local-data"): ("provisioning", "maxSize"),
+    }
+    where = {k: origins.locate(k, p) for k, p in ids.items()}
+    assert where == {
+        ("v1alpha1", "KubeletConfig", ""): "talos/patches/global/docs.yaml:3",
+        ("v1alpha1", "UserVolumeConfig", "local-data"): "talos/patches/global/docs.yaml:17",
+    }
+    assert _errors(docs, origins) == []
+
+
+def test_delete_a_whole_document_and_a_key_of_another():
+    docs, _ = _patched(
+        "apiVersion: v1alpha1\nkind: ResolverConfig\n$patch: delete\n---\n"
+        "apiVersion: v1alpha1\nkind: KubeletConfig\nconfig:\n  $patch: delete\n"
+    )
+    assert not any(d.get("kind") == "ResolverConfig" for d in docs)
+    assert "config" not in next(d for d in docs if d.get("kind") == "KubeletConfig")
+
+
+def test_delete_of_a_document_no_node_has_names_the_line_and_the_documents_there():
+    with pytest.raises(InputError) as err:
+        _patched(
+            "apiVersion: v1alpha1\nkind: KubeletConfg\n$patch: delete\n", source="talos/patches/global/x.yaml"
+        )
+    e = err.value
+    assert e.where == "talos/patches/global/x.yaml:3"
+    assert "no such document in the config (did you mean 'v1alpha1/KubeletConfig'?)" in e.message
+    assert "node w1" in e.message and "KubeNodeConfig" in e.hint
+
+
+def test_delete_of_a_control_plane_document_is_skipped_on_workers():
+    """One global patch may delete a document only control planes have (Talos skips a delete
+    of a document the config does not hold)."""
+    patch = parse_patch("apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n", "p.yaml")
+    flannel = ("v1alpha1", "KubeFlannelCNIConfig", "")
+    docs = apply_patch(_docs(), patch, node="w1", elsewhere={flannel})
+    assert [d.get("kind") for d in docs] == [d.get("kind") for d in _docs()]
+    cp = [
+        *_docs("controlplane"),
+        {"apiVersion": "v1alpha1", "kind": "KubeFlannelCNIConfig", "backendType": "vxlan"},
+    ]
+    assert not any(
+        d.get("kind") == "KubeFlannelCNIConfig" for d in apply_patch(cp, patch, elsewhere={flannel})
+    )
+
+
+def test_delete_of_a_moved_v1alpha1_key_points_at_the_document():
+    with pytest.raises(InputError) as err:
+        _patched(
+            "machine:\n  kubelet:\n    extraArgs:\n      $patch: delete\n",
+            source="talos/patches/global/k.yaml",
+        )
+    assert err.value.where == "talos/patches/global/k.yaml:4"
+    assert "lookup failed at 'kubelet'" in err.value.message
+    assert "holds machine.kubelet as the KubeletConfig" in err.value.hint
+
+
+def test_one_patch_may_not_hold_the_same_named_document_twice():
+    text = "apiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\n---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\n"
+    with pytest.raises(InputError) as err:
+        parse_patch(text, "talos/patches/global/vol.yaml")
+    assert err.value.where == "talos/patches/global/vol.yaml:5"
+    assert "appears twice in one patch" in err.value.message
+
+
+def test_json_patch_refused_on_a_1_14_config_with_talos_message():
+    patch = parse_patch(
+        "- op: add\n  path: /machine/certSANs/-\n  value: 192.0.2.10\n", "talos/patches/global/j.yaml"
+    )
+    with pytest.raises(InputError) as err:
+        apply_patch(_docs(), patch, node="w1")
+    assert (
+        "JSON6902 patches are not supported for multi-document machine configuration (node w1)"
+        in err.value.message
+    )
+    assert err.value.where == "talos/patches/global/j.yaml:1"
+    assert "strategic merge patch" in err.value.hint

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,11 +285,16 @@ def apply_patch(
     *,
     node: str | None = None,
     origins: Origins | None = None,
+    elsewhere: Collection[tuple[str, str, str]] = (),
 ) -> list[dict[str, Any]]:
     """Apply ``patch`` to ``docs`` (modified in place where possible; the result is returned).
 
     With ``origins`` every value the patch writes is recorded there (provenance), and
-    every value it deletes is forgotten."""
+    every value it deletes is forgotten. ``elsewhere``: identities of documents other
+    nodes of the cluster have (the other role's); a delete aimed at one of them is skipped
+    here, as Talos skips a delete of a document the config does not hold — so one global
+    patch can delete a control-plane-only document. A delete aimed at a document no node
+    has is an error (a misspelt kind or name would otherwise delete nothing, silently)."""
     for_node = f" (node {node})" if node else ""
     if patch.is_json:
         if len(docs) != 1:
@@ -309,6 +315,8 @@ def apply_patch(
             _record_json(origins, doc_id(result[0]), patch, result[0])
         return result
     for d in patch.deletes:
+        if d.ident in elsewhere and not any(doc_id(doc) == d.ident for doc in docs):
+            continue
         docs, removed = _apply_delete(docs, d, patch, for_node)
         if origins is not None:
             origins.remove(d.ident, removed)
@@ -371,14 +379,26 @@ def _apply_delete(
     target = next((i for i, doc in enumerate(docs) if doc_id(doc) == d.ident), None)
 
     def missing(what: str) -> InputError:
+        hint = "the path is not in the generated config; drop this delete (deletes are not idempotent)"
+        moved = _moved_to_document(docs, d)
+        if moved:
+            hint = moved
         return InputError(
             f"$patch: delete of {d.describe()} in document {describe(d.ident)}{for_node}: {what}",
             where=patch.where(d.line),
-            hint="the path is not in the generated config; drop this delete (deletes are not idempotent)",
+            hint=hint,
         )
 
     if target is None:
-        raise missing("no such document in the config")
+        from taltasks.model.suggest import did_you_mean
+
+        kinds = [describe(doc_id(doc)) for doc in docs]
+        raise InputError(
+            f"$patch: delete of document {describe(d.ident)}{for_node}: no such document in the config"
+            f"{did_you_mean(describe(d.ident), kinds)}",
+            where=patch.where(d.line),
+            hint=f"the config holds {', '.join(kinds)}; fix the kind/name or drop this delete",
+        )
     if not d.path:
         return [doc for i, doc in enumerate(docs) if i != target], ()
     node: Any = docs[target]
@@ -406,3 +426,20 @@ def _apply_delete(
         # fine (Talos zeroes the field), which the loop above already checked
         raise missing(f"lookup failed at {last!r}")
     return docs, d.path
+
+
+def _moved_to_document(docs: list[dict[str, Any]], d: Delete) -> str | None:
+    """A hint when ``d`` deletes a v1alpha1 setting this config holds as a document (1.14)."""
+    from taltasks.machineconfig.docmap import moved_at
+
+    if d.ident != ("", "v1alpha1", ""):
+        return None
+    moved = moved_at(d.path)
+    held = {str(doc.get("kind")) for doc in docs}
+    if moved is None or not held & set(moved.kinds):
+        return None
+    kinds = " / ".join(k for k in moved.kinds if k in held)
+    return (
+        f"this config holds {moved.label} as the {kinds} document: delete or change it there "
+        f"(apiVersion: v1alpha1, kind: {kinds.split(' / ')[0]}, with `$patch: delete` or the key to remove)"
+    )

@@ -31,6 +31,7 @@ from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.encode import dump_documents
 from taltasks.machineconfig.generate import CONTROL_PLANE_ROLE, GenInput, base_documents, unattended_install
 from taltasks.machineconfig.keyorder import V1ALPHA1, canonical_order, insert_document, reorder
+from taltasks.machineconfig.merge import doc_id
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
@@ -74,6 +75,9 @@ class Renderer:
     _bases: dict[tuple[str, VersionContract], list[dict[str, Any]]] = field(default_factory=dict)
     _patches: dict[PatchRef, Patch | None] = field(default_factory=dict)
     _decoded: dict[tuple[PatchRef, VersionContract], Patch | None] = field(default_factory=dict)
+    _elsewhere: dict[tuple[str, VersionContract], frozenset[tuple[str, str, str]]] = field(
+        default_factory=dict
+    )
     findings: Findings = field(default_factory=Findings)  # warnings of every node rendered so far
 
     def base(self, role: str, contract: VersionContract) -> list[dict[str, Any]]:
@@ -82,6 +86,16 @@ class Renderer:
             inp = cluster_gen_input(self.cluster, contract, self.secrets)
             self._bases[key] = base_documents(inp, role)  # type: ignore[arg-type]
         return copy.deepcopy(self._bases[key])
+
+    def other_role_documents(self, role: str, contract: VersionContract) -> frozenset[tuple[str, str, str]]:
+        """Identities of the documents only the other role's base config holds (from 1.14 the
+        control planes hold Kubernetes documents workers do not)."""
+        key = (role, contract)
+        if key not in self._elsewhere:
+            other = "worker" if role == "controlplane" else "controlplane"
+            mine = {doc_id(d) for d in self.base(role, contract)}
+            self._elsewhere[key] = frozenset(doc_id(d) for d in self.base(other, contract)) - mine
+        return self._elsewhere[key]
 
     def patch(self, ref: PatchRef, contract: VersionContract) -> Patch | None:
         """The patch parsed once, then decoded once per contract as Talos loads a patch
@@ -113,7 +127,13 @@ class Renderer:
             for ref in (*node.patches, *self.cluster.patches):
                 parsed = self.patch(ref, contract)
                 if parsed is not None:
-                    docs = apply_patch(docs, parsed, node=node.hostname, origins=origins)
+                    docs = apply_patch(
+                        docs,
+                        parsed,
+                        node=node.hostname,
+                        origins=origins,
+                        elsewhere=self.other_role_documents(node.role, contract),
+                    )
             canonical_order(docs)
         except FindingsError:
             raise  # located and complete already (a patch's own problems are not the node's)
