@@ -20,7 +20,13 @@ from taltasks.machineconfig.generate import GenInput, base_documents
 from taltasks.machineconfig.render import Renderer
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.model import load_cluster
-from taltasks.model.versions import DEFAULT_KUBERNETES, KUBERNETES_SUPPORT, SUPPORTED_CONTRACTS
+from taltasks.model.versions import (
+    DEFAULT_KUBERNETES,
+    KUBERNETES_SUPPORT,
+    SUPPORTED_CONTRACTS,
+    Version,
+    upgrade_path,
+)
 from taltasks.secrets.store import SecretStore
 from taltasks.workflows.configure import OUTPUT_DIR, configure
 
@@ -180,3 +186,24 @@ def test_supported_contracts_have_their_data():
         VersionContract.parse("v1.7.6")
     assert "1.8, 1.9, 1.10, 1.11, 1.12, 1.13, 1.14" in info.value.message
     assert "1.13 or 1.14" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("running", ["v1.8.0", "v1.10.3"])
+def test_configs_are_generated_for_every_step_of_the_path(tmp_path, secrets, running):
+    """Each hop of a multi-minor path is a contract configure generates: pinning talosVersion
+    to the hop (with a Kubernetes version that hop supports) gives valid configs."""
+    for hop in upgrade_path(Version.parse(running), Version.parse("v1.14.7")):
+        root = tmp_path / str(hop.version)
+        (root / "talos").mkdir(parents=True)
+        k8s = DEFAULT_KUBERNETES[hop.version.minor_key]
+        (root / "talos" / "talconfig.yaml").write_text(
+            TALCONFIG_114.format(extra="")
+            .replace("talosVersion: v1.14.7", f"talosVersion: {hop.version}")
+            .replace("kubernetesVersion: v1.37.0", f"kubernetesVersion: v{k8s}")
+        )
+        cluster = load_cluster(root)
+        renderer = Renderer(cluster, secrets)
+        for node in cluster.nodes:
+            docs = renderer.documents(node)  # validated for the hop's contract
+            assert docs[0]["machine"]["type"] == node.role
+        assert str(VersionContract.parse(hop.version)) == hop.contract

@@ -415,3 +415,73 @@ def test_force_skips_only_the_quorum_guard():
     v = require_quorum(members("cp1", "!cp2", "cp3"), "cp1", force=True)
     assert v.allowed and v.forced and v.reason.startswith("quorum guard skipped by --force: with cp1 down")
     assert not require_quorum(members("cp1", "cp2", "cp3"), "cp1", force=True).forced
+
+
+# ---- several minors at once ------------------------------------------------------------------
+
+PATH_CASES = [
+    # (running, desired, action, path)
+    ("v1.13.2", "v1.14.7", "upgrade", ["v1.14.7"]),
+    ("v1.14.1", "v1.14.7", "upgrade", ["v1.14.7"]),
+    ("v1.12.11", "v1.14.7", "refuse", ["v1.13.9", "v1.14.7"]),
+    ("v1.10.3", "v1.14.7", "refuse", ["v1.10.9", "v1.11.6", "v1.12.11", "v1.13.9", "v1.14.7"]),
+    (
+        "v1.8.0",
+        "v1.14.7",
+        "refuse",
+        ["v1.8.4", "v1.9.6", "v1.10.9", "v1.11.6", "v1.12.11", "v1.13.9", "v1.14.7"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("run", "want", "action", "path"), PATH_CASES)
+def test_the_path_goes_minor_by_minor_through_each_latest_patch(run, want, action, path):
+    step = plan_upgrade(
+        [Node("w2", "127.0.0.22", talos_version=want)], {"w2": ObservedNode("w2", run)}
+    ).steps[0]
+    assert step.action == action
+    assert [str(h.version) for h in step.path] == path
+    assert [h["version"] for h in step.row()["path"]] == path  # what `talos.plan --json` shows
+
+
+def test_a_jump_over_minors_is_refused_with_the_path_and_the_reasons():
+    plan = plan_upgrade(
+        [Node("w2", "127.0.0.22", talos_version="v1.14.7")], {"w2": ObservedNode("w2", "v1.10.3")}
+    )
+    step = plan.steps[0]
+    assert step.reason == (
+        "v1.10.3 → v1.14.7 skips Talos 1.11, 1.12, 1.13: upgrades are tested only between adjacent "
+        "minors, and the 1.14 installer refuses hosts older than v1.12.0; "
+        "path: v1.10.3 → v1.10.9 → v1.11.6 → v1.12.11 → v1.13.9 → v1.14.7"
+    )
+    hops = step.row()["path"]
+    assert hops[0] == {
+        "version": "v1.10.9",
+        "contract": "1.10",
+        "kubernetes": "1.28–1.33",
+        "reason": "latest 1.10 patch first: the tested starting point for 1.11",
+    }
+    assert hops[1]["reason"] == (
+        "latest 1.11 patch: upgrades are tested between adjacent minors; its installer accepts hosts from v1.9.0"
+    )
+    assert hops[-1] == {
+        "version": "v1.14.7",
+        "contract": "1.14",
+        "kubernetes": "1.32–1.37",
+        "reason": "desired version; its installer accepts hosts from v1.12.0",
+    }
+    with pytest.raises(InputError) as info:
+        plan.require_executable()
+    assert "set talosVersion to v1.10.9" in info.value.hint and "talos.plan" in info.value.hint
+    (nodes, running, path) = plan.paths()[0]
+    assert nodes == ["w2"] and running == "v1.10.3" and len(path) == 5
+
+
+def test_skipping_one_minor_that_the_installer_accepts_is_still_refused():
+    """1.12 → 1.14 passes the 1.14 installer's floor (1.12.0) but skips the tested 1.13 step."""
+    step = plan_upgrade(
+        [Node("w2", "127.0.0.22", talos_version="v1.14.7")], {"w2": ObservedNode("w2", "v1.12.11")}
+    ).steps[0]
+    assert (
+        step.action == "refuse" and "skips Talos 1.13" in step.reason and "refuses hosts" not in step.reason
+    )

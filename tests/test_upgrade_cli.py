@@ -80,6 +80,48 @@ def test_downgrade_without_allow_downgrade_is_refused(cluster):
     assert plan.returncode == 0 and {r["action"] for r in json.loads(plan.stdout)} == {"refuse"}
 
 
+def test_a_jump_over_a_minor_is_refused_and_the_plan_shows_the_path(cluster):
+    """The nodes run v1.11.5; v1.13.9 skips 1.12: upgrade-all refuses with the path (nothing
+    changes), talos.plan shows it minor by minor, and --json carries it per node."""
+    talenv = cluster.repo / "talos" / "talenv.yaml"
+    edit(talenv, f"talosVersion: {NEW}", "talosVersion: v1.13.9")
+    try:
+        result, writes = invoke(cluster, "talos.upgrade-all")
+        text, text_writes = invoke(cluster, "talos.plan")
+        plan, plan_writes = invoke(cluster, "talos.plan", "--json")
+    finally:
+        edit(talenv, "talosVersion: v1.13.9", f"talosVersion: {NEW}")
+    assert result.returncode == 2
+    assert (
+        f"{OLD} → v1.13.9 skips Talos 1.12: upgrades are tested only between adjacent minors" in result.stderr
+    )
+    assert f"path: {OLD} → v1.11.6 → v1.12.11 → v1.13.9" in result.stderr
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert error.count("skips Talos 1.12") == 1  # six nodes, one reason: said once
+    assert "set talosVersion to v1.11.6" in result.stderr.split("hint:")[1]
+    assert writes == [] == text_writes == plan_writes
+    assert text.returncode == 0, text.stderr
+    header = next(line for line in text.stdout.splitlines() if "crosses minors" in line)
+    assert header.endswith(f": {OLD} → v1.13.9 crosses minors; go minor by minor")
+    assert sorted(header.split(":")[0].split(", ")) == [
+        "cp-1",
+        "cp-2",
+        "cp-3",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+    ]
+    steps = [line.split()[:4] for line in text.stdout.split("crosses minors")[1].splitlines()[2:5]]
+    assert steps == [
+        ["1", "v1.11.6", "1.11", "1.29–1.34"],
+        ["2", "v1.12.11", "1.12", "1.30–1.35"],
+        ["3", "v1.13.9", "1.13", "1.31–1.36"],
+    ]
+    rows = json.loads(plan.stdout)
+    assert {r["action"] for r in rows} == {"refuse"}
+    assert all([h["version"] for h in r["path"]] == ["v1.11.6", "v1.12.11", "v1.13.9"] for r in rows)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [

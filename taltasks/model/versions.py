@@ -177,3 +177,94 @@ def kubernetes_path_refusal(current: Version, target: Version) -> str | None:
             f"Kubernetes upgrades one minor at a time (go to the latest {nxt}.x first)"
         )
     return None
+
+
+# ---- Talos upgrade paths -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One in-place upgrade of a multi-minor path: the version to install and why it is there."""
+
+    version: Version
+    reason: str
+
+    @property
+    def contract(self) -> str:
+        """The version contract configs for this step are generated for (``1.11``)."""
+        return f"{self.version.major}.{self.version.minor}"
+
+    def row(self) -> dict[str, str]:
+        return {
+            "version": str(self.version),
+            "contract": self.contract,
+            "kubernetes": support_range(self.version),
+            "reason": self.reason,
+        }
+
+
+def minimum_host(target: Version) -> Version | None:
+    """The oldest Talos the installer of ``target``'s minor upgrades in place, if known."""
+    found = MINIMUM_HOST_UPGRADE.get(target.minor_key)
+    return Version(*found) if found else None
+
+
+def talos_jump_refusal(running: Version, target: Version) -> str | None:
+    """Why ``running → target`` should not be one in-place upgrade, or None.
+
+    Talos's installer refuses hosts older than the target minor's MinimumHostUpgradeVersion,
+    and upstream tests upgrades only between adjacent minors: a jump over a minor (even one
+    the installer would accept) is refused here, and :func:`upgrade_path` gives the steps."""
+    if target.major != running.major or target.minor - running.minor <= 1:
+        return None
+    skipped = [f"{running.major}.{m}" for m in range(running.minor + 1, target.minor)]
+    why = (
+        f"{running} → {target} skips Talos {', '.join(skipped)}: upgrades are tested only "
+        "between adjacent minors"
+    )
+    floor = minimum_host(target)
+    if floor is not None and running < floor:
+        why += f", and the {target.major}.{target.minor} installer refuses hosts older than {floor}"
+    return why
+
+
+def upgrade_path(running: Version, target: Version) -> list[Hop]:
+    """The in-place upgrades from ``running`` to ``target``, minor by minor.
+
+    Adjacent minors or a patch bump: one hop. Across minors, upstream's recommended path:
+    the latest patch of the running minor, then the latest patch of every minor in between,
+    then ``target``; every hop starts from a version its installer accepts (its minor's
+    MinimumHostUpgradeVersion). A downgrade or a change of major is one hop (refused
+    elsewhere); an unknown intermediate minor is named as ``vX.Y.0`` with a reason."""
+    if target <= running or target.major != running.major or target.minor - running.minor <= 1:
+        return [] if target == running else [Hop(target, "desired version")]
+    hops: list[Hop] = []
+    current = LATEST_PATCH.get(running.minor_key)
+    if current is not None and Version.parse(current) > running:
+        hops.append(
+            Hop(
+                Version.parse(current),
+                f"latest {running.major}.{running.minor} patch first: the tested starting point "
+                f"for {running.major}.{running.minor + 1}",
+            )
+        )
+    for minor in range(running.minor + 1, target.minor):
+        key = (running.major, minor)
+        known = LATEST_PATCH.get(key)
+        version = Version.parse(known) if known else Version(running.major, minor, 0)
+        floor = minimum_host(version)
+        reason = f"latest {running.major}.{minor} patch: upgrades are tested between adjacent minors"
+        if not known:
+            reason = f"a {running.major}.{minor} release (taltasks does not know its latest patch)"
+        if floor is not None:
+            reason += f"; its installer accepts hosts from {floor}"
+        hops.append(Hop(version, reason))
+    floor = minimum_host(target)
+    last = "desired version" + (f"; its installer accepts hosts from {floor}" if floor else "")
+    hops.append(Hop(target, last))
+    return hops
+
+
+def describe_path(running: Version, hops: list[Hop]) -> str:
+    """``v1.10.3 → v1.10.9 → v1.11.6 → … → v1.14.7``."""
+    return " → ".join([str(running), *(str(h.version) for h in hops)])

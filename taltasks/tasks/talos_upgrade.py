@@ -15,6 +15,7 @@ from taltasks.tasks._kube import talos_client
 
 COLLECTION = "talos"
 PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "installer", "action", "reason"]
+PATH_COLUMNS = ["step", "version", "contract", "kubernetes", "reason"]
 COMMON_HELP = {
     "root": "the checkout holding talos/ (default: found from the current directory)",
     "talosconfig": "talosconfig file (default: $TALOSCONFIG, else talos/clusterconfig/talosconfig)",
@@ -163,7 +164,12 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
     finally:
         if kube is not None:
             kube.close()
-    print_rows(result.rows(), PLAN_COLUMNS, as_json=json)
+    print_rows(result.rows(), PLAN_COLUMNS, as_json=json)  # JSON rows carry each node's path
+    if not json:
+        for nodes, running, hops in result.paths():
+            print(f"\n{', '.join(nodes)}: {running} → {hops[-1].version} crosses minors; go minor by minor")
+            rows = [{"step": i, **hop.row()} for i, hop in enumerate(hops, start=1)]
+            print_rows(rows, PATH_COLUMNS)
     print(result.summary(), file=sys.stderr)
 
 

@@ -12,6 +12,15 @@ zones`` — or, with ``batching: {by: failure-domain}``, in batches of the worke
 the batching label's value (:func:`worker_batches`), domain after domain. Workers without
 that label go alone, after the batches. The plan only *allows* a batch: the executor
 proves each one safe before it starts (:mod:`taltasks.workflows.batchsafety`).
+
+Several minors at once: every step carries the *path* from the running to the desired
+version (:func:`~taltasks.model.versions.upgrade_path`): one hop within a minor or to the
+next one; across minors, the latest patch of each minor on the way. Upstream tests upgrades
+only between adjacent minors and its installer refuses hosts older than the target minor's
+MinimumHostUpgradeVersion, so a node whose desired version skips a minor is *refused* with
+its path; the operator steps through it by pinning each hop (Kubernetes must be inside each
+hop's supported range, which may need an upgrade-k8s between hops — a decision the plan
+shows but does not take).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any, Protocol
 from taltasks.errors import InputError
 from taltasks.gates.talosnode import normalize_version
 from taltasks.model.policy import BatchingPolicy, OrderPolicy, UpgradePolicy, did_you_mean
+from taltasks.model.versions import Hop, Version, describe_path, talos_jump_refusal, upgrade_path
 
 NO_ZONE = "(no zone)"
 
@@ -66,6 +76,7 @@ class PlanStep:
     etcd_leader: bool = False
     snapshot_before: bool = False
     domain: str | None = None  # the batching label's value (failure-domain batching only)
+    path: tuple[Hop, ...] = ()  # running → desired, minor by minor (empty: nothing to install)
 
     @property
     def role(self) -> str:
@@ -84,7 +95,12 @@ class PlanStep:
             "reason": self.reason,
             "batch": self.batch,
             "domain": self.domain,
+            "path": [h.row() for h in self.path],
         }
+
+    @property
+    def skips_minors(self) -> bool:
+        return len(self.path) > 1
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,16 @@ class UpgradePlan:
     def rows(self) -> list[dict[str, Any]]:
         return [s.row() for s in self.steps]
 
+    def paths(self) -> list[tuple[list[str], str, tuple[Hop, ...]]]:
+        """Multi-minor paths, one per (running, desired) pair: (nodes, running, hops)."""
+        groups: dict[tuple[str, str], list[PlanStep]] = {}
+        for s in self.steps:
+            if s.skips_minors and s.running:
+                groups.setdefault((s.running, s.desired), []).append(s)
+        return [
+            ([s.hostname for s in group], running, group[0].path) for (running, _), group in groups.items()
+        ]
+
     def summary(self) -> str:
         skipped = len(self.steps) - len(self.actions) - len(self.refused)
         parts = [f"{len(self.actions)} to upgrade"]
@@ -130,14 +156,25 @@ class UpgradePlan:
         if not self.refused:
             return
         first = self.refused[0]
-        others = "; ".join(f"{s.hostname}: {s.reason}" for s in self.refused[1:])
+        by_reason: dict[str, list[str]] = {}  # nodes refused for the same reason are named once
+        for s in self.refused:
+            by_reason.setdefault(s.reason, []).append(s.hostname)
+        groups = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
         hint = "nothing was changed"
-        if any("downgrade" in s.reason for s in self.refused):
+        stepping = next((s for s in self.refused if s.skips_minors), None)
+        if stepping is not None:
+            first_hop = stepping.path[0].version
+            hint = (
+                f"go minor by minor: set talosVersion to {first_hop} (talos/talenv.yaml), run "
+                "`invoke configure` and `invoke talos.upgrade-all`, then the next hop "
+                "(`invoke talos.plan` shows the whole path); nothing was changed"
+            )
+        elif any("downgrade" in s.reason for s in self.refused):
             hint = "check the versions in talos/talenv.yaml and talconfig.yaml, or pass --allow-downgrade"
         elif any("not reachable" in s.reason for s in self.refused):
             hint = "bring the node back or leave it out with --node; nothing was changed"
         raise InputError(
-            f"cannot upgrade {first.hostname}: {first.reason}" + (f"; also {others}" if others else ""),
+            f"cannot upgrade {groups[0]}" + (f"; also {'; '.join(groups[1:])}" if groups[1:] else ""),
             where=first.hostname,
             hint=hint,
         )
@@ -282,10 +319,32 @@ def _decide(
             return replace(base, action="upgrade", reason=f"installer image changes (Talos stays {desired})")
         return replace(base, action="skip", reason=f"already at {desired}")
     if cmp < 0:
-        return replace(base, action="upgrade", reason=f"{running} → {desired}")
+        path = _path(running, desired)
+        refusal = _jump_refusal(running, desired)
+        if refusal:
+            return replace(
+                base,
+                path=path,
+                reason=f"{refusal}; path: {describe_path(Version.parse(running), list(path))}",
+            )
+        return replace(base, action="upgrade", reason=f"{running} → {desired}", path=path)
     if allow_downgrade:
         return replace(base, action="upgrade", reason=f"downgrade {running} → {desired} (allowed)")
     return replace(base, reason=f"downgrade {running} → {desired} refused without --allow-downgrade")
+
+
+def _path(running: str, desired: str) -> tuple[Hop, ...]:
+    try:
+        return tuple(upgrade_path(Version.parse(running), Version.parse(desired)))
+    except ValueError:
+        return ()
+
+
+def _jump_refusal(running: str, desired: str) -> str | None:
+    try:
+        return talos_jump_refusal(Version.parse(running), Version.parse(desired))
+    except ValueError:
+        return None
 
 
 def _cp_key(s: PlanStep, order: OrderPolicy) -> tuple[Any, ...]:
