@@ -168,3 +168,17 @@ def test_error_from_a_node_json_patch_names_the_operation_line(demo):
     assert str(err).startswith(f"{source}:6: node worker-3: ")
     assert "a worker must not have a shared VIP" in str(err)
     assert line_of(demo / "talos/patches/nodes/worker-3.yaml", "vip:") == 6
+
+
+def test_problem_from_a_talconfig_field_names_the_line_it_was_read_from(demo):
+    # the worker group's interfaces give every worker a shared VIP: the finding points at the
+    # group's field, where the value was written, for each worker
+    edit(
+        demo / TALCONFIG,
+        "worker:\n  patches:",
+        "worker:\n  networkInterfaces:\n    - interface: eth0\n      vip:\n        ip: 127.0.10.99\n  patches:",
+    )
+    err = refused(demo)
+    line = line_of(demo / TALCONFIG, "  networkInterfaces:")
+    assert str(err).startswith(f"talos/talconfig.yaml:{line}: node worker-1: ")
+    assert "machine.network.interfaces[0].vip: a worker must not have a shared VIP" in str(err)

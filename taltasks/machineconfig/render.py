@@ -40,6 +40,7 @@ from taltasks.machineconfig.validate import (
     FindingsError,
     Mode,
     Origins,
+    Written,
     decode_patch,
     validate_documents,
 )
@@ -122,6 +123,8 @@ class Renderer:
             contract = VersionContract.parse(node.talos_version, where=node.where)
             docs = self.base(node.role, contract)
             _node_overrides(docs, node, contract)
+            if origins is not None:
+                _record_node_fields(origins, docs, node)
             if contract.multi_document:
                 docs = apply_patch(docs, _multidoc_patch(node), node=node.hostname, origins=origins)
             for ref in (*node.patches, *self.cluster.patches):
@@ -242,6 +245,40 @@ def _kube_node_overrides(docs: list[dict[str, Any]], node: Node) -> None:
         kube_node["annotations"] = dict(node.annotations)
     if node.taints:
         kube_node["taints"] = {**(kube_node.get("taints") or {}), **node.taints}
+
+
+# talconfig field -> the (document kind, keys) it sets; "" is the v1alpha1 document
+# (provenance: findings about those keys name the talconfig line the field was read from;
+# keys a contract does not write are skipped)
+NODE_FIELD_PATHS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "installDisk": (("", ("machine", "install", "disk")), ("UnattendedInstallConfig", ())),
+    "installDiskSelector": (("", ("machine", "install", "diskSelector")),),
+    "talosImageURL": (("", ("machine", "install", "image")),),
+    "schematic": (("", ("machine", "install", "image")), ("", ("machine", "install", "extraKernelArgs"))),
+    "certSANs": (("", ("machine", "certSANs")),),
+    "nameservers": (("", ("machine", "network", "nameservers")),),
+    "disableSearchDomain": (("", ("machine", "network", "disableSearchDomain")),),
+    "networkInterfaces": (("", ("machine", "network", "interfaces")),),
+    "kernelModules": (("", ("machine", "kernel", "modules")),),
+    "nodeLabels": (("", ("machine", "nodeLabels")), ("KubeNodeConfig", ("labels",))),
+    "nodeAnnotations": (("", ("machine", "nodeAnnotations")), ("KubeNodeConfig", ("annotations",))),
+    "nodeTaints": (("", ("machine", "nodeTaints")), ("KubeNodeConfig", ("taints",))),
+}
+
+
+def _record_node_fields(origins: Origins, docs: list[dict[str, Any]], node: Node) -> None:
+    by_kind = {str(d.get("kind") or ""): d for d in docs}
+    for name, places in NODE_FIELD_PATHS.items():
+        where = node.origins.get(name)
+        if not where:
+            continue
+        for kind, path in places:
+            doc = by_kind.get(kind)
+            value: Any = doc
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None and doc is not None:
+                origins.record(doc_id(doc), path, Written(where, derived=True))
 
 
 def _multidoc_patch(node: Node) -> Patch:

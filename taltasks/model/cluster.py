@@ -7,6 +7,7 @@ built once by :func:`taltasks.model.load_cluster` after the whole definition val
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ class Node:
     patches: tuple[PatchRef, ...] = ()
     talos_version_pinned: bool = False
     where: str = ""  # talconfig.yaml:line of the node entry
+    # talconfig field -> file:line it was read from (the node's own key or its group's), so
+    # validation findings about the config keys a field sets can point at that line
+    origins: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def role(self) -> str:

@@ -407,15 +407,23 @@ class _Builder:
         control_plane = self.boolean((*keys, "controlPlane"))
         group = ("controlPlane",) if control_plane else ("worker",)
 
+        origins: dict[str, str] = {}
+
         def pick(key: str) -> tuple[Any, tuple[str | int, ...]]:
             """talhelper's group merge: the node's value unless zero, else the group's."""
             value = raw.get(key)
             if value not in (None, "", [], {}, False):
+                origins[key] = self.doc.where((*keys, key))
                 return value, (*keys, key)
             group_value = self.get((*group, key)) if isinstance(self.get(group), dict) else None
+            if group_value is not None:
+                origins[key] = self.doc.where((*group, key))
             return group_value, (*group, key)
 
         # install disk
+        for key in ("installDisk", "installDiskSelector", "certSANs"):
+            if key in raw:
+                origins[key] = self.doc.where((*keys, key))
         disk = self.string((*keys, "installDisk"))
         selector = self.mapping((*keys, "installDiskSelector")) or None
         if selector is not None:
@@ -532,6 +540,7 @@ class _Builder:
             disable_search_domain=bool(pick("disableSearchDomain")[0]),
             patches=tuple(patches),
             where=self.doc.where(keys),
+            origins=origins,
         )
 
     def string_map(self, value: Any, keys: KeyPath, *, check: str | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ Go structs of ``pkg/machinery/config/types`` at the tags named in ``schemas/SOUR
 * :data:`ENUM_EXTRA` — values Talos parses beyond an enum the schema states;
 * :data:`CUSTOM_TYPES` — definitions whose Go type has its own ``UnmarshalYAML``, with the
   YAML shape that unmarshaller accepts;
+* :data:`QUIET_DEPRECATIONS` — deprecated fields Talos's own generator still writes;
 * :data:`EXTRA_REPLACEMENTS` — a replacement a deprecation warning names in addition to the
   Go marker's own.
 
@@ -68,6 +69,9 @@ KIND_NAMES: dict[str, str] = {
 EXTRA_KINDS: dict[str, tuple[Version, dict[str, Any]]] = {
     "ImageVerificationConfig": ((1, 13), {"type": "object"}),
 }
+
+# deprecated fields that never warn: Talos's own generator still writes them on every contract
+QUIET_DEPRECATIONS: frozenset[tuple[str, str]] = frozenset({("v1alpha1.Config", "persist")})
 
 # (definition, field) -> names a deprecation warning adds to the Go marker's replacements
 EXTRA_REPLACEMENTS: dict[tuple[str, str], tuple[str, ...]] = {

@@ -30,9 +30,14 @@ class Origin(Protocol):
 
 @dataclass(frozen=True)
 class Written:
-    """A value written at a fixed place (a talconfig.yaml key, a talenv.yaml line)."""
+    """A value written at a fixed place (a talconfig.yaml key, a talenv.yaml line).
+
+    ``derived``: taltasks chose where the value lands (a talconfig field mapped into the
+    config, as talhelper maps it) — the user wrote the setting but not this config key, so
+    the key's deprecation is taltasks's business, not the user's."""
 
     location: str
+    derived: bool = False
 
     def where(self, rest: KeyPath) -> str | None:
         return self.location
@@ -144,19 +149,17 @@ class Origins:
         return found.where(tuple(path[depth:])) or self.default
 
     def recorded(self, doc: DocId, path: KeyPath) -> bool:
-        """True when some writer other than the generator recorded ``path`` or a prefix of it."""
+        """True when the user wrote ``path`` (or a prefix of it) as a config key: a patch,
+        not the generator and not a talconfig field taltasks maps (:attr:`Written.derived`)."""
         node = self._docs.get(doc)
-        if node is None:
-            return False
-        if node.origin is not None:
-            return True
+        found: Origin | None = node.origin if node is not None else None
         for key in path:
-            if node.children is None or key not in node.children:
-                return False
+            if node is None or node.children is None or key not in node.children:
+                break
             node = node.children[key]
             if node.origin is not None:
-                return True
-        return False
+                found = node.origin
+        return found is not None and not getattr(found, "derived", False)
 
     def _walk(self, doc: DocId, path: KeyPath) -> _Node | None:
         node = self._docs.get(doc)

@@ -213,6 +213,8 @@ class _Builder:
                 f = t.fields[key]
                 t.fields[key] = Type(f.kind, enum=(*f.enum, *extra), pattern=f.pattern)
         for key, info in (self.deprecated.get(name) or {}).items():
+            if (name, key) in corrections.QUIET_DEPRECATIONS:
+                continue
             extra = corrections.EXTRA_REPLACEMENTS.get((name, key), ())
             replacements = tuple(dict.fromkeys((*extra, *info.get("replacements", ()))))
             t.deprecated[key] = Deprecation(replacements, info.get("note"))

@@ -72,8 +72,12 @@ def _machine(ctx: RuleContext) -> None:
         return
     machine, cluster = ctx.machine, ctx.cluster
     mtype = machine.get("type")
-    if mtype not in ("controlplane", "worker", "init"):
+    if mtype not in ("controlplane", "worker", "init", "join", "", None):
         ctx.error(doc, ("machine", "type"), f"machine type {yaml_value(mtype)} is not controlplane or worker")
+    elif mtype in ("join", "", None):
+        ctx.warning(
+            doc, ("machine", "type"), f"use worker instead of {yaml_value(mtype or '')} for machine type"
+        )
 
     install = machine.get("install")
     # from contract 1.14 the install lives in an UnattendedInstallConfig document instead
@@ -200,21 +204,7 @@ def _cluster(ctx: RuleContext) -> None:
     if ctx.control_plane:
         if not ((cluster.get("etcd") or {}).get("ca") or {}).get("crt"):
             ctx.error(doc, ("cluster", "etcd", "ca"), "a control plane needs the etcd CA")
-        cni = network.get("cni")
-        if isinstance(cni, dict):
-            name = cni.get("name")
-            if name not in CNI_NAMES:
-                ctx.error(
-                    doc,
-                    ("cluster", "network", "cni", "name"),
-                    f"CNI {yaml_value(name)} is not one of {', '.join(CNI_NAMES)}",
-                )
-            if cni.get("urls") and name != "custom":
-                ctx.error(
-                    doc, ("cluster", "network", "cni", "urls"), "CNI urls are only allowed with name: custom"
-                )
-            if name == "custom" and not cni.get("urls"):
-                ctx.error(doc, ("cluster", "network", "cni", "urls"), "a custom CNI needs urls (strict mode)")
+        _cni(ctx, doc, network.get("cni"))
     elif cluster.get("etcd"):
         ctx.error(doc, ("cluster", "etcd"), "a worker must not have an etcd section")
     manifests = cluster.get("inlineManifests") or []
@@ -226,3 +216,29 @@ def _cluster(ctx: RuleContext) -> None:
                 ("cluster", "inlineManifests", i, "name"),
                 f"inline manifest {yaml_value(name)} is defined twice",
             )
+
+
+def _cni(ctx: RuleContext, doc: dict[str, Any], cni: Any) -> None:
+    """Talos's ValidateCNI (control planes): known name; urls only for custom (and a warning
+    when custom has none); flannel's extra args only for flannel."""
+    if not isinstance(cni, dict):
+        return
+    where = ("cluster", "network", "cni")
+    name = cni.get("name")
+    if name not in CNI_NAMES:
+        ctx.error(doc, (*where, "name"), f"CNI {yaml_value(name)} is not one of {', '.join(CNI_NAMES)}")
+        return
+    if cni.get("urls") and name != "custom":
+        ctx.error(doc, (*where, "urls"), f"CNI urls are only allowed with name: custom, not {name}")
+    if name == "custom" and not cni.get("urls"):
+        ctx.warning(doc, (*where, "urls"), "a custom CNI without urls installs no CNI")
+    if name != "flannel" and ((cni.get("flannel") or {}).get("extraArgs")):
+        ctx.error(
+            doc,
+            (*where, "flannel", "extraArgs"),
+            f"flannel extraArgs are only allowed with name: flannel, not {name}",
+        )
+    for i, url in enumerate(cni.get("urls") or []):
+        problem = endpoint_problem(str(url))
+        if problem:
+            ctx.error(doc, (*where, "urls", i), problem)
