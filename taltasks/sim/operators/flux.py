@@ -16,6 +16,7 @@ from typing import Any
 
 from taltasks.sim.kube.objects import is_deleting, rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor, Timer
+from taltasks.sim.kube.store import WatchEvent
 from taltasks.sim.operators.common import ensure_namespace
 from taltasks.sim.operators.scenario import FluxConfig, FluxObjectConfig
 
@@ -68,7 +69,6 @@ class FluxOperator(Controller):
         super().__init__(reactor)
         self.config = config
         self._timers: dict[str, Timer] = {}
-        self._suspended: dict[str, bool] = {}
 
     def start(self) -> None:
         for obj in self.config.objects:
@@ -76,7 +76,25 @@ class FluxOperator(Controller):
             resource, _ = KINDS[obj.kind]
             if self.store.try_get(resource, obj.name, obj.namespace) is None:
                 self.store.create(manifest(obj))
+        # reconcile() is level-triggered and coalesces a quick suspend + resume into nothing;
+        # the record wants every edge, so it is kept from each committed change instead
+        self.reactor.on_change(self.watches, self._record_suspend, name="FluxSuspendRecord")
         super().start()
+
+    def _record_suspend(self, event: WatchEvent) -> None:
+        if event.old is None or self.store.recorder is None:
+            return
+        before = bool((event.old.get("spec") or {}).get("suspend"))
+        after = bool((event.object.get("spec") or {}).get("suspend"))
+        if before != after:
+            m = event.object["metadata"]
+            self.store.recorder.record(
+                "flux.suspend",
+                flux_kind=event.object.get("kind", ""),
+                namespace=m.get("namespace", ""),
+                name=m["name"],
+                suspended=after,
+            )
 
     def reconcile(self) -> None:
         for kind, (resource, _) in KINDS.items():
@@ -87,18 +105,7 @@ class FluxOperator(Controller):
     def _sync(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
         m, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
         key = f"{kind}/{m['namespace']}/{m['name']}"
-        suspended = bool(spec.get("suspend"))
-        if self._suspended.get(key) != suspended:
-            if key in self._suspended and self.store.recorder is not None:
-                self.store.recorder.record(
-                    "flux.suspend",
-                    flux_kind=kind,
-                    namespace=m["namespace"],
-                    name=m["name"],
-                    suspended=suspended,
-                )
-            self._suspended[key] = suspended
-        if suspended:
+        if spec.get("suspend"):
             return
         requested = (m.get("annotations") or {}).get(REQUESTED_AT)
         stale = status.get("observedGeneration") != m.get("generation") or (
