@@ -80,3 +80,30 @@ def move_to_subnet(repo: Path, subnet: str) -> Path:
         if "127.0.10." in text:
             path.write_text(text.replace("127.0.10.", base + "."))
     return repo
+
+
+# Numbers and booleans where Talos wants strings: accepted by Talos (test_validation_*).
+LENIENT_PATCH = """\
+machine:
+  sysctls:
+    vm.max_map_count: 262144
+  kubelet:
+    extraArgs:
+      rotate-server-certificates: true
+cluster:
+  apiServer:
+    extraArgs:
+      enable-aggregator-routing: true
+"""
+
+
+def add_global_patch(root: Path, name: str, text: str) -> str:
+    """A patch file applied to every node (after the demo's own global patches); returns
+    its repo-relative path."""
+    (root / "talos/patches/global" / name).write_text(text)
+    edit(
+        root / "talos/talconfig.yaml",
+        '  - "@./patches/global/machine-sysctls.yaml"',
+        f'  - "@./patches/global/machine-sysctls.yaml"\n  - "@./patches/global/{name}"',
+    )
+    return f"talos/patches/global/{name}"

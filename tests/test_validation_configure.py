@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from configure_support import copy_demo, edit, line_of, snapshot
+from configure_support import LENIENT_PATCH, add_global_patch, copy_demo, edit, line_of, snapshot
 from taltasks.errors import InputError
 from taltasks.events import Collector, Emitter
 from taltasks.machineconfig.encode import load_documents
@@ -20,17 +20,6 @@ TALCONFIG = Path("talos/talconfig.yaml")
 @pytest.fixture
 def demo(tmp_path):
     return copy_demo(tmp_path / "repo")
-
-
-def add_global_patch(root: Path, name: str, text: str) -> str:
-    """A patch file applied to every node (after the shipped global patches)."""
-    (root / "talos/patches/global" / name).write_text(text)
-    edit(
-        root / TALCONFIG,
-        '  - "@./patches/global/machine-sysctls.yaml"',
-        f'  - "@./patches/global/machine-sysctls.yaml"\n  - "@./patches/global/{name}"',
-    )
-    return f"talos/patches/global/{name}"
 
 
 def add_node_patch(root: Path, node: str, text: str) -> str:
@@ -53,24 +42,10 @@ def refused(root: Path) -> InputError:
     return info.value
 
 
-LENIENT = """\
-machine:
-  sysctls:
-    vm.max_map_count: 262144
-  kubelet:
-    extraArgs:
-      rotate-server-certificates: true
-cluster:
-  apiServer:
-    extraArgs:
-      enable-aggregator-routing: true
-"""
-
-
 @pytest.mark.parametrize("talos", ["v1.11.5", "v1.13.2"])
 def test_unquoted_numbers_and_booleans_in_string_maps_are_written_as_talos_loads_them(demo, talos):
     edit(demo / "talos/talenv.yaml", "talosVersion: v1.11.5", f"talosVersion: {talos}")
-    add_global_patch(demo, "lenient.yaml", LENIENT)
+    add_global_patch(demo, "lenient.yaml", LENIENT_PATCH)
     events = Collector()
     configure(demo, emitter=Emitter(events))
     assert not events.of("warning"), [e.message for e in events.of("warning")]

@@ -12,25 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from configure_support import copy_demo, edit
+from configure_support import LENIENT_PATCH, add_global_patch, copy_demo, edit
 from taltasks.machineconfig.encode import load_documents
 from taltasks.machineconfig.validate.typemodel import SCHEMA_PACKAGE, schema_path, shipped_contracts
 from taltasks.workflows.configure import OUTPUT_DIR, configure
 from testpaths import REPO_ROOT
 
-LENIENT = """\
-machine:
-  sysctls:
-    vm.max_map_count: 262144
-  kubelet:
-    extraArgs:
-      rotate-server-certificates: true
-cluster:
-  apiServer:
-    extraArgs:
-      enable-aggregator-routing: true
-  allowSchedulingOnMasters: true
-"""
+LENIENT = LENIENT_PATCH + "  allowSchedulingOnMasters: true\n"
 
 # The same settings in the documents of contract 1.14, where the v1alpha1 form of most of
 # them is refused next to the documents the 1.14 generator writes.
@@ -108,12 +96,7 @@ def configured_demo(root: Path, contract: str) -> Path:
         (demo / "talos/patches/global/lenient.yaml").write_text(LENIENT_1_14)
         (demo / "talos/patches/controller/lenient.yaml").write_text(LENIENT_1_14_CONTROL_PLANE)
     else:
-        (demo / "talos/patches/global/lenient.yaml").write_text(LENIENT)
-        edit(
-            talconfig,
-            '  - "@./patches/global/machine-sysctls.yaml"',
-            '  - "@./patches/global/machine-sysctls.yaml"\n  - "@./patches/global/lenient.yaml"',
-        )
+        add_global_patch(demo, "lenient.yaml", LENIENT)
     configure(demo)
     return demo
 
@@ -209,12 +192,7 @@ def _scratch_checkout(base: Path, *, shared: bool) -> Path:
         REPO_ROOT / "taltasks", checkout / "taltasks", ignore=shutil.ignore_patterns("__pycache__")
     )
     demo = copy_demo(checkout)
-    (demo / "talos/patches/global/lenient.yaml").write_text(LENIENT)
-    edit(
-        demo / "talos/talconfig.yaml",
-        '  - "@./patches/global/machine-sysctls.yaml"',
-        '  - "@./patches/global/machine-sysctls.yaml"\n  - "@./patches/global/lenient.yaml"',
-    )
+    add_global_patch(demo, "lenient.yaml", LENIENT)
     if shared:
         # schema files that reject everything: reading them would change the result
         upstream = base / "shared" / "reference" / "upstream"

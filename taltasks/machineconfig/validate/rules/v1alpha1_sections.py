@@ -49,11 +49,16 @@ def _get(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
+def _machine_section(ctx: RuleContext, *keys: str) -> dict[str, Any] | None:
+    """``machine.<keys>`` of the v1alpha1 document when it is a mapping, else ``None``."""
+    section = _get(ctx.machine, *keys)
+    return section if ctx.v1alpha1 is not None and isinstance(section, dict) else None
+
+
 @rule("v1alpha1-features")
 def _features(ctx: RuleContext) -> None:
-    doc = ctx.v1alpha1
-    features = ctx.machine.get("features")
-    if doc is None or not isinstance(features, dict):
+    doc, features = ctx.v1alpha1, _machine_section(ctx, "features")
+    if features is None:
         return
     where = ("machine", "features")
     dns = features.get("hostDNS") or {}
@@ -85,9 +90,8 @@ def _features(ctx: RuleContext) -> None:
 
 @rule("v1alpha1-kubespan")
 def _kubespan(ctx: RuleContext) -> None:
-    doc = ctx.v1alpha1
-    kubespan = _get(ctx.machine, "network", "kubespan")
-    if doc is None or not isinstance(kubespan, dict) or not kubespan.get("enabled"):
+    doc, kubespan = ctx.v1alpha1, _machine_section(ctx, "network", "kubespan")
+    if kubespan is None or not kubespan.get("enabled"):
         return
     path = ("machine", "network", "kubespan")
     cluster = ctx.cluster
@@ -143,9 +147,8 @@ def _logging(ctx: RuleContext) -> None:
 
 @rule("v1alpha1-registries")
 def _registries(ctx: RuleContext) -> None:
-    doc = ctx.v1alpha1
-    registries = ctx.machine.get("registries")
-    if doc is None or not isinstance(registries, dict):
+    doc, registries = ctx.v1alpha1, _machine_section(ctx, "registries")
+    if registries is None:
         return
     for section in ("config", "mirrors"):
         entries = registries.get(section)
@@ -200,9 +203,8 @@ def _cluster_sections(ctx: RuleContext) -> None:
 
 @rule("v1alpha1-disk-encryption")
 def _disk_encryption(ctx: RuleContext) -> None:
-    doc = ctx.v1alpha1
-    encryption = ctx.machine.get("systemDiskEncryption")
-    if doc is None or not isinstance(encryption, dict):
+    doc, encryption = ctx.v1alpha1, _machine_section(ctx, "systemDiskEncryption")
+    if encryption is None:
         return
     for label in ("state", "ephemeral"):
         spec = encryption.get(label)
