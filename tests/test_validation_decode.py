@@ -81,6 +81,16 @@ def test_booleans_take_yaml_1_1_words_and_nothing_else():
     )
 
 
+def test_a_leading_zero_is_octal_as_go_yaml_reads_it():
+    docs, findings = decoded(
+        "machine:\n  files:\n    - content: x\n      path: /var/etc/x\n      op: create\n"
+        "      permissions: 0644\n  sysctls:\n    a.b: 0644\n"
+    )
+    assert findings == []
+    assert docs[0]["machine"]["files"][0]["permissions"] == 0o644  # a YAML 1.2 reader says 644
+    assert docs[0]["machine"]["sysctls"]["a.b"] == "0644"
+
+
 def test_a_string_is_not_a_number_and_values_print_as_yaml():
     _, findings = decoded(
         "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        mtu: '9000'\n"
@@ -195,3 +205,21 @@ def test_rules_do_not_run_on_a_config_that_does_not_decode():
     docs = [{"version": "v1alpha1", "machine": {"type": "worker", "install": "oops"}, "cluster": {}}]
     findings = validate_documents(docs, C11)
     assert [f.message for f in findings] == ["expected a mapping of keys, got oops"]
+
+
+def test_json_patch_values_are_read_as_go_yaml_resolves_them():
+    # a JSON patch's values pass through JSON in Talos: numbers are numbers there
+    from taltasks.machineconfig.patches import apply_patch
+    from taltasks.machineconfig.validate import Origins
+
+    base = [{"version": "v1alpha1", "machine": {"type": "worker", "sysctls": {}}, "cluster": {}}]
+    patch = parse_patch(
+        "- op: add\n  path: /machine/sysctls/a.b\n  value: 0644\n"
+        "- op: add\n  path: /machine/files\n  value:\n    - {content: x, path: /var/x, op: create, permissions: 0644}\n",
+        "j.yaml",
+    )
+    origins = Origins("talconfig.yaml:1")
+    docs = apply_patch(base, patch, origins=origins)
+    assert decode_findings(docs, C11, origins=origins) == []
+    assert docs[0]["machine"]["sysctls"]["a.b"] == "420"
+    assert docs[0]["machine"]["files"][0]["permissions"] == 0o644

@@ -7,7 +7,8 @@ restated here over the contract's type model (:mod:`.typemodel`):
   ``true`` → ``"true"``, ``0x10`` → ``"0x10"`` (so ``sysctls``, ``sysfs``, labels and
   ``extraArgs`` accept unquoted numbers and booleans); map keys likewise;
 * a string where an integer or number belongs is an error; into a boolean field go-yaml
-  also takes ``yes``/``no``/``on``/``off`` (YAML 1.1 spellings) and nothing else;
+  also takes ``yes``/``no``/``on``/``off`` (YAML 1.1 spellings) and nothing else; an integer
+  written with a leading zero is octal, as in YAML 1.1 (``permissions: 0644`` is 420);
 * ``null`` is the zero value anywhere; a mapping or list where a scalar belongs (or the
   other way round) is an error;
 * an unknown key is an error (Talos decodes with known fields only), with a "did you mean";
@@ -62,6 +63,20 @@ def go_text(value: Any) -> str:
     return str(value)
 
 
+def go_int(text: str, parsed: int) -> int:
+    """The integer go-yaml reads from ``text``: like YAML 1.1 it takes a leading ``0`` as
+    octal (``permissions: 0644`` is 420), where a YAML 1.2 reader sees 644."""
+    digits = text.replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    digits = digits.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+        try:
+            return sign * int(digits, 8)
+        except ValueError:
+            return parsed  # "09": not octal; go-yaml falls back to the number it spells
+    return parsed
+
+
 def _spells(text: str, value: Any) -> bool:
     """True when ``text`` is a YAML spelling of ``value`` (guards a source text lookup)."""
     if isinstance(value, bool):
@@ -96,12 +111,16 @@ class Decoder:
         partial: bool = False,
         user_set: Callable[[int, KeyPath], bool] | None = None,
         raw_text: Callable[[int, KeyPath], str | None] | None = None,
+        as_written: bool = True,
     ) -> None:
         self.model = model
         self.report = report
         self.partial = partial
         self.user_set = user_set
         self.raw_text = raw_text
+        # True: a string field takes the source text (a strategic patch, decoded typed);
+        # False: the number go-yaml resolved (a JSON patch's values pass through JSON)
+        self.as_written = as_written
         self.index = 0
         self._trial: list[str] | None = None  # collecting errors of a oneOf branch
 
@@ -188,6 +207,8 @@ class Decoder:
             return value
         if kind == "int":
             if isinstance(value, int) and not isinstance(value, bool):
+                raw = self.raw_text(self.index, path) if self.raw_text is not None else None
+                value = go_int(raw, value) if raw is not None else value
                 self.check_enum(value, t, path)
                 return value
             if isinstance(value, float) and value.is_integer():
@@ -203,7 +224,13 @@ class Decoder:
 
     def text(self, value: Any, path: KeyPath) -> str:
         raw = self.raw_text(self.index, path) if self.raw_text is not None else None
-        return raw if raw is not None and _spells(raw, value) else go_text(value)
+        if raw is None or not _spells(raw, value):
+            return go_text(value)
+        if self.as_written:
+            return raw
+        return go_text(
+            go_int(raw, value) if isinstance(value, int) and not isinstance(value, bool) else value
+        )
 
     def check_format(self, text: str, t: Type, path: KeyPath) -> None:
         self.check_enum(text, t, path)

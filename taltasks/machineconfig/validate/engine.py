@@ -70,12 +70,25 @@ def decode_findings(
         out.append(Finding(severity, message, node, document_label(docs[index]), path, location, hint))
 
     user_set = None
+    as_written = raw_text is not None
     if origins is not None:
 
         def user_set(index: int, path: KeyPath) -> bool:
             return origins.recorded(idents[index], path)
 
-    decoder = Decoder(model(contract.key), report, partial=partial, user_set=user_set, raw_text=raw_text)
+        if raw_text is None:  # values JSON patches wrote, as go-yaml resolved them
+
+            def raw_text(index: int, path: KeyPath) -> str | None:
+                return origins.scalar_text(idents[index], path)
+
+    decoder = Decoder(
+        model(contract.key),
+        report,
+        partial=partial,
+        user_set=user_set,
+        raw_text=raw_text,
+        as_written=as_written,
+    )
     decoder.documents(docs)
     return out
 

@@ -60,6 +60,11 @@ class InPatch:
     def where(self, rest: KeyPath) -> str | None:
         return self.patch.where(self.patch.line_of(self.doc_index, (*self.path, *rest)))
 
+    def scalar_text(self, rest: KeyPath) -> str | None:
+        """The source text of a number or boolean the patch wrote at ``rest``."""
+        texts = getattr(self.patch, "scalar_text", None)
+        return texts(self.doc_index, (*self.path, *rest)) if texts is not None else None
+
 
 class _Node:
     __slots__ = ("children", "origin")
@@ -131,34 +136,36 @@ class Origins:
 
     # ---- readers ----------------------------------------------------------------------------
 
-    def locate(self, doc: DocId, path: KeyPath) -> str | None:
-        """Where the value at ``path`` was written: the deepest recorded prefix, else the default."""
-        node = self._docs.get(doc)
-        found: Origin | None = None
-        depth = 0
-        if node is not None:
-            found = node.origin
-            for i, key in enumerate(path, start=1):
-                if node.children is None or key not in node.children:
-                    break
-                node = node.children[key]
-                if node.origin is not None:
-                    found, depth = node.origin, i
-        if found is None:
-            return self.default
-        return found.where(tuple(path[depth:])) or self.default
-
-    def recorded(self, doc: DocId, path: KeyPath) -> bool:
-        """True when the user wrote ``path`` (or a prefix of it) as a config key: a patch,
-        not the generator and not a talconfig field taltasks maps (:attr:`Written.derived`)."""
+    def _deepest(self, doc: DocId, path: KeyPath) -> tuple[Origin | None, int]:
+        """The origin recorded at the deepest prefix of ``path`` and that prefix's length."""
         node = self._docs.get(doc)
         found: Origin | None = node.origin if node is not None else None
-        for key in path:
+        depth = 0
+        for i, key in enumerate(path, start=1):
             if node is None or node.children is None or key not in node.children:
                 break
             node = node.children[key]
             if node.origin is not None:
-                found = node.origin
+                found, depth = node.origin, i
+        return found, depth
+
+    def locate(self, doc: DocId, path: KeyPath) -> str | None:
+        """Where the value at ``path`` was written: the deepest recorded prefix, else the default."""
+        found, depth = self._deepest(doc, path)
+        if found is None:
+            return self.default
+        return found.where(tuple(path[depth:])) or self.default
+
+    def scalar_text(self, doc: DocId, path: KeyPath) -> str | None:
+        """The source text of the number or boolean at ``path``, when a patch wrote it."""
+        found, depth = self._deepest(doc, path)
+        text = getattr(found, "scalar_text", None)
+        return text(tuple(path[depth:])) if text is not None else None
+
+    def recorded(self, doc: DocId, path: KeyPath) -> bool:
+        """True when the user wrote ``path`` (or a prefix of it) as a config key: a patch,
+        not the generator and not a talconfig field taltasks maps (:attr:`Written.derived`)."""
+        found, _ = self._deepest(doc, path)
         return found is not None and not getattr(found, "derived", False)
 
     def _walk(self, doc: DocId, path: KeyPath) -> _Node | None:
