@@ -75,6 +75,8 @@ class TalosClient:
         self.insecure = insecure
         self._stubs: dict[tuple[int, str], Any] = {}
         self._rd_cache: dict[str, list[dict[str, Any]]] = {}
+        self.call_metadata: list[tuple[str, str]] = []  # sent with every call (basic auth)
+        self.has_client_certificate = True
 
     # ---- construction ------------------------------------------------------------------------
 
@@ -97,28 +99,30 @@ class TalosClient:
         from taltasks.talos.transport import Transport
 
         eps = [Endpoint.parse(e) for e in (endpoints or context.endpoints)]
+        metadata: list[tuple[str, str]] = []
         if insecure:
             ssl_ctx = tlsbridge.client_context(ca_pem=None, verify=False)
         else:
-            if not (context.ca and context.crt and context.key):
-                raise InputError(
-                    f"context {context.name!r} has no CA, certificate or key",
-                    hint="regenerate the talosconfig with `invoke configure`",
-                )
+            metadata = _context_auth(context)
             try:
+                # like talosctl: no `ca` means the system's roots, no crt+key means no client
+                # certificate (the endpoint may authenticate otherwise, e.g. basic auth)
                 ssl_ctx = tlsbridge.client_context(
                     ca_pem=context.ca, cert_pem=context.crt, key_pem=context.key
                 )
             except (OSError, ValueError, PKIError) as exc:
                 raise InputError(
-                    f"context {context.name!r} has an unusable certificate or key: {exc}"
+                    f"context {context.name!r} has an unusable CA, certificate or key: {exc}"
                 ) from None
         transport = Transport(
             eps, ssl_ctx, connect_timeout=connect_timeout, label=f"context {context.name!r}"
         )
-        return cls(
+        client = cls(
             transport, default_nodes=list(nodes if nodes is not None else context.nodes), insecure=insecure
         )
+        client.call_metadata = metadata
+        client.has_client_certificate = insecure or bool(context.crt)
+        return client
 
     def close(self) -> None:
         self.transport.close()
@@ -162,6 +166,8 @@ class TalosClient:
     ) -> Any:
         import grpc
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        metadata = [*metadata, *self.call_metadata]
 
         def once(channel: grpc.Channel) -> Any:
             return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
@@ -267,6 +273,8 @@ class TalosClient:
         """Open a server stream now (the first item has arrived when this returns) and
         return an iterator over the rest; gRPC errors become our errors."""
         import grpc
+
+        metadata = [*metadata, *self.call_metadata]
 
         def open_stream(channel: grpc.Channel) -> Iterator[Any]:
             return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
@@ -817,6 +825,39 @@ class TalosClient:
             if rd["type"] == type_:
                 return rd["defaultNamespace"]
         return "default"
+
+
+def _context_auth(context: Context) -> list[tuple[str, str]]:
+    """Per-call metadata for the context's ``auth`` block, as talosctl sends it; a clear
+    error for what taltasks cannot do (before anything is dialled)."""
+    import base64
+
+    from taltasks.errors import InputError
+
+    if context.proxy_url:
+        raise InputError(
+            f"context {context.name!r} reaches its endpoints through proxy-url {context.proxy_url!r}, "
+            "which taltasks does not support",
+            hint="reach the endpoints directly (e.g. an SSH tunnel to a local port) and use a context without proxy-url",
+        )
+    if bool(context.crt) != bool(context.key):
+        have, missing = ("crt", "key") if context.crt else ("key", "crt")
+        raise InputError(
+            f"context {context.name!r} has a client certificate `{have}` but no `{missing}`",
+            hint="a client certificate needs both; regenerate the talosconfig with `invoke configure`",
+        )
+    auth = context.auth or {}
+    if auth.get("siderov1"):
+        raise InputError(
+            f"context {context.name!r} authenticates with Omni (auth.siderov1), which signs every "
+            "request with the user's PGP key; taltasks cannot do that",
+            hint="use a talosconfig with a client certificate for the cluster (e.g. from `invoke configure`)",
+        )
+    basic = auth.get("basic")
+    if isinstance(basic, dict):
+        pair = f"{basic.get('username', '')}:{basic.get('password', '')}".encode()
+        return [("authorization", "Basic " + base64.b64encode(pair).decode())]
+    return []
 
 
 __all__ = ["ConnectionFailed", "StreamInterrupted", "TalosCallError", "TalosClient"]

@@ -62,14 +62,27 @@ def run_in_loop(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T
     return asyncio.run_coroutine_threadsafe(coro, _Loop.get()).result(timeout)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    on_end: Callable[[BaseException | None, int], None] | None = None,
+) -> None:
+    """Copy ``reader`` to ``writer``. When ``reader`` ends, ``on_end`` hears how (the read
+    error, or None for end of stream) and how many bytes had arrived before."""
+    received = 0
+    error: BaseException | None = None
+    ended = False  # the reader ended by itself (not cancelled because the other side closed)
     try:
         while data := await reader.read(CHUNK):
+            received += len(data)
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, ssl.SSLError, OSError):
-        pass
+        ended = True
+    except (ConnectionError, ssl.SSLError, OSError) as exc:
+        error, ended = exc, True
     finally:
+        if on_end is not None and ended:
+            on_end(error, received)
         with contextlib.suppress(Exception):
             writer.close()
 
@@ -77,9 +90,10 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def _splice(
     a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    on_b_end: Callable[[BaseException | None, int], None] | None = None,
 ) -> None:
     """Copy bytes both ways until either side closes, then close both."""
-    tasks = [asyncio.ensure_future(_pump(a[0], b[1])), asyncio.ensure_future(_pump(b[0], a[1]))]
+    tasks = [asyncio.ensure_future(_pump(a[0], b[1])), asyncio.ensure_future(_pump(b[0], a[1], on_b_end))]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -153,9 +167,26 @@ class ClientBridge:
         self.last_error = None
         self._conns.add(upstream[1])
         try:
-            await _splice((reader, writer), upstream)
+            await _splice((reader, writer), upstream, self._refused_after_handshake)
         finally:
             self._conns.discard(upstream[1])
+
+    def _refused_after_handshake(self, exc: BaseException | None, received: int) -> None:
+        """TLS 1.3 servers judge the client certificate after the handshake, so a refusal
+        (none offered, wrong CA) arrives as an alert or a close before the server's first
+        byte (an HTTP/2 server always speaks first). Nothing was served, so it counts as a
+        failed connection, with the reason."""
+        if received:
+            return
+        reason = (getattr(exc, "reason", None) or str(exc)) if exc is not None else ""
+        self.connect_failures += 1
+        if "CERTIFICATE_REQUIRED" in reason.upper():
+            self.last_error = "TLS: the endpoint requires a client certificate and none was offered"
+        else:
+            self.last_error = (
+                "TLS: the endpoint closed the connection right after the handshake "
+                f"({reason or 'it did not accept our client certificate, or none was offered'})"
+            )
 
     def probe(self, timeout: float | None = None) -> str | None:
         """Open (and close) one TLS connection to the endpoint; the error text or None."""
@@ -291,6 +322,7 @@ def client_context(
 ) -> ssl.SSLContext:
     """An OpenSSL client context for a Talos endpoint: TLS ≥ 1.2, ALPN h2, the talosconfig CA,
     the client certificate, and the dialled address checked against the server's SANs.
+    No ``ca_pem`` means the system's trusted roots; no certificate means none is offered.
     ``verify=False`` is maintenance mode (``--insecure``): no client certificate, no checks."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -300,8 +332,9 @@ def client_context(
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     if ca_pem is None:
-        raise ValueError("a CA certificate is needed to verify the endpoint")
-    ctx.load_verify_locations(cadata=ca_pem.decode())
+        ctx.load_default_certs()  # no CA in the talosconfig: the system's roots, as talosctl
+    else:
+        ctx.load_verify_locations(cadata=ca_pem.decode())
     if cert_pem and key_pem:
         _load_chain(ctx, cert_pem, key_pem)
     return ctx

@@ -167,6 +167,8 @@ def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 def _hint(error: str) -> str | None:
+    if "client certificate" in error:
+        return "the talosconfig context has no client certificate (crt/key); use one that has (e.g. from `invoke configure`)"
     if "certificate" in error or "TLS" in error:
         return "the endpoint's certificate is not signed by the talosconfig CA (wrong context?), or the node is in maintenance mode (use --insecure)"
     if "refused" in error or "timed out" in error or "unreachable" in error:

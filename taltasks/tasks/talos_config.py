@@ -77,3 +77,29 @@ def endpoints(c, ips, talosconfig=None, context=None):
 def nodes(c, ips, talosconfig=None, context=None):
     """Set the default target nodes of the current (or given) context."""
     _set_list(talosconfig, context, "nodes", ips)
+
+
+@command(
+    help={
+        **_FILE,
+        "path": "talosconfig whose contexts to add",
+    },
+)
+def merge(c, path, talosconfig=None):
+    """Add the contexts of PATH, like `talosctl config merge`: a name already present with
+    different settings is added as NAME-1, NAME-2…; PATH's current context becomes current."""
+    from pathlib import Path
+
+    from taltasks.talos.config import TalosConfig, default_path
+
+    target = Path(talosconfig) if talosconfig else default_path()
+    cfg = TalosConfig.load(target) if target.exists() else TalosConfig(path=target)
+    other = TalosConfig.load(path)
+    added = cfg.merge(other)
+    cfg.save()
+    renamed = [name for name in added if name not in other.contexts]
+    print(
+        f"added {len(added)} context(s) to {cfg.path}: {', '.join(added) or '(none)'}"
+        + (f" (renamed to avoid clashes: {', '.join(renamed)})" if renamed else "")
+        + f"; current context is {cfg.current!r}"
+    )
