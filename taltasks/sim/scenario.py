@@ -17,6 +17,9 @@
       upgradePull: 0.2
       imagePull: 0.05
       kubeletRestart: 0.2        # a new machine.kubelet.image: kubelet down this long
+      criStart: 0                # after apid answers, CRI comes up (Bootstrap refused until then)
+      timeSync: 0                # after apid answers, the clock syncs (Bootstrap refused until then)
+      timeSyncWait: 5            # Bootstrap waits this long for time sync before refusing
     nodes:                         # per node, by hostname
       worker-1: {zone: zone-a}
     talosFaults:                   # Talos-side faults, by node
@@ -69,6 +72,9 @@ TIMING_KEYS = {
     "upgradePull": "upgrade_pull",
     "imagePull": "image_pull",
     "kubeletRestart": "kubelet_restart",
+    "criStart": "cri_start",
+    "timeSync": "time_sync",
+    "timeSyncWait": "time_sync_wait",
 }
 NODE_KEYS = {"zone", "labels", "version"}
 TALOS_FAULTS = {
@@ -77,6 +83,8 @@ TALOS_FAULTS = {
     "etcdUnhealthy": "etcd_unhealthy",
     "unreachable": "unreachable",
     "upgradeHangs": "upgrade_hangs",
+    "criStalled": "cri_stalled",
+    "timeUnsynced": "time_unsynced",
 }
 VERSION = re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi)?$")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taltasks import deadline as deadlines
 from taltasks.errors import ConnectionFailed, OperationFailed
 from taltasks.talos.results import (
     ActionAck,
@@ -170,7 +171,9 @@ class TalosClient:
         metadata = [*metadata, *self.call_metadata]
 
         def once(channel: grpc.Channel) -> Any:
-            return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
+            # never past the deadline of the wait this call is part of
+            bounded = deadlines.clip(timeout)
+            return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=bounded)
 
         def transient(exc: BaseException) -> bool:
             return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
@@ -178,7 +181,7 @@ class TalosClient:
         if not idempotent:
             return self.transport.call(once)
         for attempt in Retrying(
-            stop=stop_after_attempt(3),
+            stop=stop_after_attempt(3) | (lambda _state: deadlines.expired()),
             wait=wait_exponential(multiplier=0.2, max=1.0),
             retry=retry_if_exception(transient),
             reraise=True,
@@ -275,6 +278,7 @@ class TalosClient:
         import grpc
 
         metadata = [*metadata, *self.call_metadata]
+        timeout = deadlines.clip(timeout)  # the whole stream ends by the wait's deadline
 
         def open_stream(channel: grpc.Channel) -> Iterator[Any]:
             return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
@@ -497,10 +501,12 @@ class TalosClient:
         )
         return self._one("Reset", req, node, lambda r: ActionAck(r.messages[0].actor_id), idempotent=False)
 
-    def bootstrap(self, *, node: str | None = None) -> None:
+    def bootstrap(self, *, node: str | None = None, timeout: float = READ_TIMEOUT) -> None:
+        """Bootstrap etcd on ``node``. Talos refuses with FailedPrecondition while its runtime
+        is coming up; :func:`taltasks.workflows.bootstrap.bootstrap_etcd` retries those."""
         from taltasks.talos.api import machine_pb2 as m
 
-        self._one("Bootstrap", m.BootstrapRequest(), node, lambda r: None, idempotent=False)
+        self._one("Bootstrap", m.BootstrapRequest(), node, lambda r: None, timeout=timeout, idempotent=False)
 
     def service_restart(self, service: str, nodes: Sequence[str] | None = None) -> list[NodeResult[str]]:
         from taltasks.talos.api import machine_pb2 as m

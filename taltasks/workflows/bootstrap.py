@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taltasks.errors import InputError, TaltasksError
+from taltasks.errors import InputError, OperationFailed, TaltasksError
 from taltasks.events import NULL, Emitter
 from taltasks.talos.client import TalosClient
 from taltasks.talos.config import Context, TalosConfig
@@ -175,15 +175,103 @@ def stage_etcd(run: BootstrapRun) -> str | None:
         return f"etcd is bootstrapped ({len(members)} members: {', '.join(members)})"
     first = run.cluster.control_planes[0]
     with run.emitter.step("bootstrap", "bootstrapping etcd", node=first.hostname):
-        try:
-            run.talos.bootstrap(node=first.ip)
-        except TalosCallError as exc:
-            if exc.code != "ALREADY_EXISTS":
-                raise
+        outcome = bootstrap_etcd(
+            run.talos,
+            first.ip,
+            timeout=run.options.timeout,
+            poll=max(run.options.poll, 0.5),
+            emitter=run.emitter,
+            node=first.hostname,
+        )
+        if outcome == "already":
             run.emitter.emit("info", "etcd was already bootstrapped (AlreadyExists)", node=first.hostname)
     want = sorted(n.hostname for n in run.cluster.control_planes)
     run.wait(f"every control plane to join etcd ({', '.join(want)})", lambda: _etcd_members(run) == want)
     return None
+
+
+# Talos refuses Bootstrap with FailedPrecondition while its runtime is still coming up
+# (machined's Bootstrap handler, v1.8 … v1.14): CRI not up / a reboot pending → "bootstrap
+# is not available yet"; the clock not synchronised within 5 s → "time is not in sync yet".
+# Both pass by themselves. Other FailedPreconditions (before 1.13, "bootstrap can only be
+# performed on a control plane node") and InvalidArgument / Unimplemented do not.
+TRANSIENT_REFUSALS = ("bootstrap is not available yet", "time is not in sync yet")
+# a node still restarting apid, or not reachable yet: nothing was done, try again
+TRANSIENT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")
+ATTEMPT_TIMEOUT = 15.0  # Talos itself waits up to 5 s for time sync before refusing
+
+
+def bootstrap_etcd(
+    talos: TalosClient,
+    ip: str,
+    *,
+    timeout: float,
+    poll: float = 0.5,
+    emitter: Emitter = NULL,
+    node: str | None = None,
+) -> str:
+    """Bootstrap etcd on ``ip``, retrying Talos's transient refusals until ``timeout``.
+
+    Returns ``"done"``, or ``"already"`` when Talos answers AlreadyExists (etcd has data:
+    an earlier attempt, or someone else, got there first — a retried Bootstrap is safe for
+    that reason). A refusal waiting cannot fix stops at once; running out of time names
+    the last refusal."""
+    from taltasks.errors import ConnectionFailed
+    from taltasks.workflows.polling import GiveUp, NotYet, poll_until
+
+    who = node or ip
+    seen: list[str] = []
+
+    def attempt() -> str:
+        try:
+            talos.bootstrap(node=ip, timeout=ATTEMPT_TIMEOUT)
+            return "done"
+        except TalosCallError as exc:
+            if exc.code == "ALREADY_EXISTS":
+                return "already"
+            text = exc.error.message
+            transient = exc.code in TRANSIENT_CODES or (
+                exc.code == "FAILED_PRECONDITION" and any(t in text for t in TRANSIENT_REFUSALS)
+            )
+            if not transient:
+                raise GiveUp(
+                    OperationFailed(
+                        f"Talos refused to bootstrap etcd: {text} ({exc.code})",
+                        where=who,
+                        hint=_refusal_hint(exc.code, text),
+                    )
+                ) from None
+            if exc.code == "FAILED_PRECONDITION":
+                refusal = f"Bootstrap refused: {text} ({exc.code})"
+            else:  # no answer from machined: keep naming its last refusal, if any
+                refusal = seen[-1] if seen else f"Bootstrap got no answer: {text} ({exc.code})"
+        except ConnectionFailed as exc:
+            refusal = seen[-1] if seen else f"not reachable: {exc.message}"
+        if not seen or seen[-1] != refusal:
+            emitter.emit("info", f"{refusal}; retrying", node=who)
+            seen.append(refusal)
+        raise NotYet(refusal)
+
+    return poll_until(
+        attempt,
+        what="Talos to accept the etcd bootstrap",
+        timeout=timeout,
+        poll=poll,
+        emitter=emitter,
+        node=who,
+        hint="the node's runtime did not come up: check `invoke talos.services` and its time sync "
+        "(`invoke talos.get timestatus`), then run the bootstrap again",
+    )
+
+
+def _refusal_hint(code: str, text: str) -> str:
+    if "control plane" in text:
+        return "bootstrap the first control-plane node, not a worker"
+    if code == "INVALID_ARGUMENT":
+        return "the node's config has no etcd section (cluster.etcd): regenerate it with `invoke configure`"
+    if code == "PERMISSION_DENIED":
+        return "Bootstrap needs a talosconfig with the os:admin role"
+    return "see the node's logs (`invoke talos.logs machined`)"
 
 
 def _kubeconfig_works(run: BootstrapRun) -> bool:

@@ -435,9 +435,14 @@ def Reset(node: SimNode, req: m.ResetRequest, call: Call) -> m.ResetResponse:
 
 
 def Bootstrap(node: SimNode, req: m.BootstrapRequest, call: Call) -> m.BootstrapResponse:
+    from taltasks.sim.talos import startup
+
+    # machined's order: runtime up, control plane, clock synced (waited for), etcd data
+    if node.stage not in (Stage.RUNNING, Stage.BOOTING) or node.startup.bootstrap_unavailable():
+        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, startup.NOT_AVAILABLE)
     _cp_only(node, "bootstrap")
-    if node.stage != Stage.RUNNING and node.stage != Stage.BOOTING:
-        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap is not available yet")
+    if not node.startup.wait_time_sync(call):
+        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, startup.TIME_NOT_SYNCED)
     if node.cluster.etcd.bootstrapped:
         raise RpcError(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
     node.cluster.bootstrap_etcd(node)

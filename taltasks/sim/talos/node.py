@@ -26,6 +26,7 @@ from taltasks.machineconfig import pki
 from taltasks.sim.talos import configview, controlplane
 from taltasks.sim.talos.events import EventLog
 from taltasks.sim.talos.resources import ResourceStore
+from taltasks.sim.talos.startup import RuntimeStartup
 from taltasks.talos import tlsbridge
 from taltasks.talos.api import machine_pb2 as m
 
@@ -62,6 +63,9 @@ class Timings:
     upgrade_pull: float = 0.2  # Upgrade pulls the installer before it replies
     image_pull: float = 0.05
     kubelet_restart: float = 0.2
+    cri_start: float = 0.0  # after apid answers: CRI up (Bootstrap "not available yet" until then)
+    time_sync: float = 0.0  # after apid answers: clock synced (Bootstrap "time is not in sync yet")
+    time_sync_wait: float = 5.0  # how long Bootstrap waits for time sync before refusing (Talos: 5 s)
 
 
 @dataclass
@@ -73,6 +77,8 @@ class NodeFaults:
     etcd_unhealthy: bool = False
     unreachable: bool = False  # listener closed without a reboot
     upgrade_hangs: bool = False  # the Upgrade call itself never replies (pull hangs)
+    cri_stalled: bool = False  # CRI does not come up: Bootstrap refused "not available yet"
+    time_unsynced: bool = False  # the clock never syncs: Bootstrap refused "time is not in sync yet"
 
     def as_dict(self) -> dict[str, bool]:
         return dict(self.__dict__)
@@ -132,6 +138,7 @@ class SimNode:
         self._fault_changed = threading.Condition()
         self.member_id = uuid.uuid4().hex[:22]  # cluster discovery identity (Members resource)
         self.etcd_join_pending = False  # etcd refused this machine's join; it keeps retrying
+        self.startup = RuntimeStartup(self)  # CRI and time sync after apid answers
         if self.config is not None:
             self._adopt_config(self.config)
 
@@ -419,8 +426,9 @@ class SimNode:
         self.events.publish(m.SequenceEvent(sequence="boot", action=m.SequenceEvent.START))
         self._publish_static_resources()
         for sid in BASE_SERVICES + (CP_SERVICES if self.control_plane else ()):
-            if sid != "etcd":
+            if sid not in ("etcd", "cri"):
                 self.set_service(sid, "Running", True, "Health check successful")
+        self.startup.begin(delays=delays)
         if self.control_plane:
             self.cluster.etcd_node_booted(self)
         if delays:
@@ -515,6 +523,8 @@ class SimNode:
                 setattr(self.faults, k, bool(v))
             self._fault_changed.notify_all()
         self.record("talos.fault", faults=self.faults.as_dict())
+        if "time_unsynced" in changes or "cri_stalled" in changes:
+            self.startup.fault_changed()
         if "unreachable" in changes:
             if self.faults.unreachable and self.reachable:
                 self._unlisten()

@@ -105,6 +105,7 @@ CATALOGUE: tuple[ResourceType, ...] = (
         "EtcdMembers.etcd.talos.dev", "etcd", ("etcdmember",), columns=(("Member ID", "{.memberID}"),)
     ),
     ResourceType("HostnameStatuses.net.talos.dev", "network", columns=(("Hostname", "{.hostname}"),)),
+    ResourceType("TimeStatuses.v1alpha1.talos.dev", "runtime", columns=(("Synced", "{.synced}"),)),
 )
 META_NAMESPACE = "meta"
 RD_TYPE = "ResourceDefinitions.meta.cosi.dev"
