@@ -60,6 +60,27 @@ def test_batching_counts_failure_domains(tmp_path, text, domains):
     assert b.describe().startswith("workers by topology.rook.io/rack: ")
 
 
+def test_handoff_section(tmp_path):
+    write(
+        tmp_path,
+        """
+        handoff:
+          engine: tuppr
+          path: kubernetes/apps/system-upgrade/upgrades
+          maintenanceWindows:
+            - {start: "0 2 * * SUN", duration: 4h30m, timezone: Europe/Paris}
+            - {start: "*/15 1-3 * * 1-5", duration: 10m}
+        """,
+    )
+    h = load_policy(tmp_path).handoff
+    assert (h.engine, h.path) == ("tuppr", "kubernetes/apps/system-upgrade/upgrades")
+    assert [(w.start, w.duration, w.timezone) for w in h.windows] == [
+        ("0 2 * * SUN", 16200.0, "Europe/Paris"),
+        ("*/15 1-3 * * 1-5", 600.0, "UTC"),
+    ]
+    assert default_policy().handoff.windows == ()
+
+
 def test_batching_defaults_to_one_node_at_a_time(tmp_path):
     assert not default_policy().batching.enabled
     assert default_policy().batching.describe() == "one node at a time"
@@ -281,6 +302,38 @@ BAD = [
         "maxNodes must be a whole number ≥ 1",
         3,
     ),
+    (
+        "handoff window without start",
+        "handoff:\n  maintenanceWindows:\n    - {duration: 4h}\n",
+        "a maintenance window needs 'start' (cron) and 'duration'",
+        3,
+    ),
+    (
+        "handoff cron fields",
+        "handoff:\n  maintenanceWindows:\n    - start: '0 2 * *'\n      duration: 4h\n",
+        "start must be a 5-field cron expression, not '0 2 * *'",
+        3,
+    ),
+    (
+        "handoff cron range",
+        "handoff:\n  maintenanceWindows:\n    - start: '0 25 * * 0'\n      duration: 4h\n",
+        "start: hour 25 is outside 0-23",
+        3,
+    ),
+    (
+        "handoff window too long",
+        "handoff:\n  maintenanceWindows:\n    - {start: '0 2 * * 0', duration: 200h}\n",
+        "duration may be at most 168h",
+        3,
+    ),
+    (
+        "handoff timezone",
+        "handoff:\n  maintenanceWindows:\n    - {start: '0 2 * * 0', duration: 4h, timezone: Mars/Olympus}\n",
+        "unknown time zone 'Mars/Olympus'",
+        3,
+    ),
+    ("handoff engine", "handoff:\n  engine: omni\n", "engine must be one of tuppr, not 'omni'", 2),
+    ("handoff path escapes", "handoff:\n  path: ../elsewhere\n", "must stay inside the repository", 2),
     (
         "batching onUnsafe",
         "batching:\n  by: failure-domain\n  onUnsafe: serial\n",

@@ -124,8 +124,12 @@ def demo_cluster(
     talos_faults: dict[str, dict[str, bool]] | None = None,
     timings: dict[str, float] | None = None,
     ceph_recovery: float | None = None,
+    scenario_extra: str = "",
+    tuppr_plan: bool = True,
     **policy: str,
 ) -> DemoCluster:
+    """``scenario_extra`` is appended to the scenario (e.g. a ``tuppr:`` section);
+    ``tuppr_plan`` creates an unmanaged TalosUpgrade for the pause tests."""
     repo = move_to_subnet(copy_demo(tmp_path / "repo"), subnet)
     text = SCENARIO.read_text()
     if faults:
@@ -134,6 +138,7 @@ def demo_cluster(
         text += "talosFaults:\n" + "".join(f"  {n}: {_flow(f)}\n" for n, f in talos_faults.items())
     if ceph_recovery is not None:
         text = re.sub(r"recoverySeconds: [0-9.]+", f"recoverySeconds: {ceph_recovery}", text)
+    text += scenario_extra
     scenario_file = tmp_path / "scenario.yaml"
     scenario_file.write_text(text)
     scenario = sc.load(scenario_file)
@@ -142,7 +147,8 @@ def demo_cluster(
     world = SimWorld.from_repo(repo, scenario, directory=directory).start()
     try:
         world.kube.wait_settled(20)
-        world.kube.store.create(dict(TUPPR))
+        if tuppr_plan:
+            world.kube.store.create(dict(TUPPR))
     except BaseException:
         world.stop()
         raise

@@ -41,6 +41,7 @@ class NodeState:
     control_plane: bool
     labels: dict[str, str] = field(default_factory=dict)
     resource_version: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> NodeState:
@@ -70,6 +71,7 @@ class NodeState:
             control_plane=CONTROL_PLANE_LABEL in labels,
             labels=labels,
             resource_version=m.get("resourceVersion", ""),
+            annotations=dict(m.get("annotations") or {}),
         )
 
     def ready_for(self, now: dt.datetime | None = None) -> float:

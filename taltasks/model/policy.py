@@ -152,6 +152,26 @@ class MaintenancePolicy:
 
 
 @dataclass(frozen=True)
+class MaintenanceWindow:
+    """When an in-cluster engine may *start* an upgrade: a 5-field cron ``start``, open for
+    ``duration`` seconds, in an IANA ``timezone`` (tuppr's ``spec.maintenance.windows``)."""
+
+    start: str
+    duration: float
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class HandoffPolicy:
+    """``talos.handoff``: which in-cluster engine takes over, when it may start, and where
+    in the Flux tree ``--write`` puts its resources."""
+
+    engine: str = "tuppr"
+    windows: tuple[MaintenanceWindow, ...] = ()
+    path: str = "kubernetes/apps/system-upgrade/tuppr/upgrades"
+
+
+@dataclass(frozen=True)
 class UpgradePolicy:
     order: OrderPolicy = OrderPolicy()
     batching: BatchingPolicy = BatchingPolicy()
@@ -160,6 +180,7 @@ class UpgradePolicy:
     drain: DrainPolicy = DrainPolicy()
     maintenance: MaintenancePolicy = MaintenancePolicy()
     etcd_snapshot: bool = True
+    handoff: HandoffPolicy = HandoffPolicy()
     preflight: tuple[GateSpec, ...] = ()
     pre: tuple[GateSpec, ...] = ()
     post: tuple[GateSpec, ...] = ()
@@ -223,6 +244,7 @@ def parse_policy(doc: YamlDoc, *, root: Path | str | None = None) -> UpgradePoli
         drain=_drain(doc),
         maintenance=_maintenance(doc),
         etcd_snapshot=top.boolean("etcdSnapshot", True),
+        handoff=_handoff(doc),
         source=str(doc.path) if doc.path else None,
     )
     checks = _health_checks(doc, base, Path(root) if root else None)
@@ -251,6 +273,7 @@ _TOP_KEYS = (
     "gates",
     "healthChecks",
     "healthChecksFrom",
+    "handoff",
 )
 
 
@@ -389,6 +412,78 @@ def _maintenance(doc: YamlDoc) -> MaintenancePolicy:
         cnpg_reuse_pvc=cnpg.boolean("reusePVC", d.cnpg_reuse_pvc),
         tuppr_pause=tuppr.boolean("pause", d.tuppr_pause),
     )
+
+
+ENGINES: tuple[str, ...] = ("tuppr",)
+MAX_WINDOW = 168 * 3600.0  # tuppr's upper bound on a window's duration
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+_CRON_TOKEN = re.compile(r"^[0-9A-Za-z*?/,-]+$")
+
+
+def _handoff(doc: YamlDoc) -> HandoffPolicy:
+    s = _Section(doc, ("handoff",), "handoff", ("engine", "maintenanceWindows", "path"))
+    d = HandoffPolicy()
+    windows = []
+    for i, _ in enumerate(s.seq("maintenanceWindows")):
+        path = ("handoff", "maintenanceWindows", i)
+        w = _Section(doc, path, f"maintenanceWindows[{i}]", ("start", "duration", "timezone"))
+        if not w.has("start") or not w.has("duration"):
+            raise doc.error(
+                path,
+                "a maintenance window needs 'start' (cron) and 'duration'",
+                hint='e.g. {start: "0 2 * * 0", duration: 4h}',
+            )
+        start = _cron(w, "start")
+        duration = w.duration("duration", None, positive=True)
+        if duration > MAX_WINDOW:
+            raise w._err("duration", "duration may be at most 168h (tuppr's limit)")
+        windows.append(MaintenanceWindow(start, duration, _timezone(w, "timezone")))
+    path = s.string("path", d.path)
+    if Path(path).is_absolute() or ".." in Path(path).parts:
+        raise s._err(
+            "path",
+            f"path {path!r} must stay inside the repository",
+            hint="e.g. kubernetes/apps/system-upgrade/tuppr/upgrades",
+        )
+    return HandoffPolicy(engine=s.choice("engine", d.engine, ENGINES), windows=tuple(windows), path=path)
+
+
+def _cron(s: _Section, key: str) -> str:
+    """A standard 5-field cron expression (minute hour day-of-month month day-of-week)."""
+    value = s.string(key, "")
+    fields = value.split()
+    if len(fields) != 5:
+        raise s._err(
+            key,
+            f"{key} must be a 5-field cron expression, not {value!r}",
+            hint='e.g. "0 2 * * 0" (Sundays at 02:00)',
+        )
+    for text, (label, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _CRON_TOKEN.match(text):
+            raise s._err(key, f"{key}: {label} field {text!r} is not cron syntax")
+        for number in re.findall(r"\d+", text.split("/")[0]):
+            if not low <= int(number) <= high:
+                raise s._err(key, f"{key}: {label} {number} is outside {low}-{high}")
+    return value
+
+
+def _timezone(s: _Section, key: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = s.string(key, "UTC")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise s._err(
+            key, f"unknown time zone {value!r}", hint="an IANA name such as UTC or Europe/Paris"
+        ) from None
+    return value
 
 
 # ---- gates ------------------------------------------------------------------------------

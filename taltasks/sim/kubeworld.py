@@ -59,6 +59,7 @@ class KubeWorld:
         self.ceph: Any = None
         self.cnpg: Any = None
         self.flux: Any = None
+        self.tuppr: Any = None
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -147,7 +148,33 @@ class KubeWorld:
         if sc.flux is not None:
             self.flux = FluxOperator(self.reactor, sc.flux)
             self.flux.start()
+        if sc.tuppr is not None:
+            self.install_tuppr_crds()
         return self
+
+    def install_tuppr_crds(self) -> None:
+        """tuppr's own CRDs (as its chart ships them) replace the simulator's loose one."""
+        from taltasks.handoff.tuppr import crd
+
+        for kind in ("TalosUpgrade", "KubernetesUpgrade"):
+            definition = crd(kind)
+            existing = self.store.try_get(
+                "customresourcedefinitions.apiextensions.k8s.io", definition["metadata"]["name"]
+            )
+            if existing is not None:
+                self.store.delete(
+                    "customresourcedefinitions.apiextensions.k8s.io", definition["metadata"]["name"]
+                )
+            self.store.create({k: v for k, v in definition.items() if k != "status"})
+
+    def start_tuppr(self, machines: Any) -> None:
+        """Run the scenario's simulated tuppr against ``machines`` (the Talos side)."""
+        from taltasks.sim.operators.tuppr import TupprController
+
+        if self.scenario.tuppr is None or self.tuppr is not None:
+            return
+        self.tuppr = TupprController(self.reactor, self.scenario.tuppr, machines)
+        self.tuppr.start()
 
     @property
     def kubelet(self) -> Kubelet:
@@ -169,6 +196,8 @@ class KubeWorld:
         )
 
     def stop(self) -> None:
+        if self.tuppr is not None:
+            self.tuppr.stop()
         self.reactor.stop()
         self.emulator.stop()
 

@@ -24,7 +24,7 @@
       worker-1: {zone: zone-a}
     talosFaults:                   # Talos-side faults, by node
       worker-2: {neverReturns: true}
-    ceph: …  cnpg: …  flux: …  workloads: …  faults: …   # the Kubernetes world (see its docs)
+    ceph: …  cnpg: …  flux: …  workloads: …  faults: …  tuppr: …   # the Kubernetes world (see its docs)
 
 This module owns ``cluster``, ``timings``, ``nodes`` and ``talosFaults``; the Kubernetes
 sections are handed to ``taltasks.sim.operators.scenario`` as they are. Errors carry the
@@ -53,6 +53,7 @@ TOP_KEYS = {
     "workloads",
     "faults",
     "kubernetes",
+    "tuppr",
 }
 CLUSTER_KEYS = {
     "name",
@@ -211,5 +212,9 @@ def from_doc(doc: YamlDoc) -> Scenario:
             )
         _unknown(doc, ["talosFaults", name], body or {}, TALOS_FAULTS, f"faults of {name!r}")
         sc.talos_faults[str(name)] = {TALOS_FAULTS[k]: bool(v) for k, v in (body or {}).items()}
-    sc.kube = {k: data[k] for k in ("ceph", "cnpg", "flux", "workloads", "faults", "kubernetes") if k in data}
+    sc.kube = {
+        k: data[k]
+        for k in ("ceph", "cnpg", "flux", "workloads", "faults", "kubernetes", "tuppr")
+        if k in data
+    }
     return sc

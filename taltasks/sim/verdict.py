@@ -41,14 +41,25 @@ def most_not_ready(recorder: Recorder, since: int = 0) -> int:
     return worst
 
 
+def _start_of(e: Any) -> str | None:
+    """The node an entry starts upgrading: the tool's first change to its Node through the
+    API (the cordon; the simulator's own actors write to the store directly, so API writes
+    are the tool's), or the simulated tuppr's cordon."""
+    if e.kind == "kube.api" and e.get("resource") == "nodes" and e.get("verb") == "patch":
+        return e["name"]
+    if e.kind == "tuppr.cordon":
+        return e["node"]
+    return None
+
+
 def node_starts(recorder: Recorder, since: int = 0) -> dict[str, int]:
-    """Per node, the record position of the first change made to its Node object (the
-    cordon) at or after ``since``; the simulator's own actors write to the store directly,
-    so API writes are the tool's."""
+    """Per node, the record position where its upgrade began (:func:`_start_of`) at or
+    after ``since``."""
     starts: dict[str, int] = {}
-    for e in recorder.entries("kube.api", resource="nodes", verb="patch"):
-        if e.seq >= since:
-            starts.setdefault(e["name"], e.seq)
+    for e in recorder.entries():
+        node = _start_of(e) if e.seq >= since else None
+        if node is not None:
+            starts.setdefault(node, e.seq)
     return starts
 
 
@@ -74,14 +85,15 @@ def waves(recorder: Recorder, since: int = 0) -> list[tuple[int, list[str]]]:
     for e in recorder.entries():
         if e.seq < since:
             continue
-        if e.kind == "kube.api" and e.get("resource") == "nodes" and e.get("verb") == "patch":
-            if e["name"] in seen:
+        node = _start_of(e)
+        if node is not None:
+            if node in seen:
                 continue
-            seen.add(e["name"])
+            seen.add(node)
             if current is None:
                 current = []
                 out.append((e.seq, current))
-            current.append(e["name"])
+            current.append(node)
         elif e.kind == "node.ready" and not e["ready"]:
             current = None
     return out

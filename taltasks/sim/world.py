@@ -166,6 +166,10 @@ class SimWorld:
         self.coupling.attach()
         for name, faults in self.scenario.talos_faults.items():
             self.talos.node(name).set_faults(**faults)
+        if self.kube.scenario.tuppr is not None and not self.scenario.maintenance:
+            from taltasks.sim.tupprlink import SimMachines
+
+            self.kube.start_tuppr(SimMachines(self.talos))
         if self.files:
             self.write_files()
         return self

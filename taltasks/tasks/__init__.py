@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "talos_config",
     "talos_node",
     "talos_upgrade",
+    "talos_handoff",
     "talos_k8s",
     "talos_cni",
     "etcd",

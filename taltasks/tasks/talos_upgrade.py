@@ -88,7 +88,13 @@ def _upgrade(root, only, dry_run, force, allow_downgrade, talosconfig, kubeconfi
         print(f"(dry run) {result.plan.summary()}; nothing was changed", file=sys.stderr)
 
 
-@command(name="upgrade-all", help=UPGRADE_HELP)
+@command(
+    name="upgrade-all",
+    help={
+        **UPGRADE_HELP,
+        "fleet": "a fleet file: upgrade its clusters one after another, stopping at the first that fails",
+    },
+)
 def upgrade_all(
     c,
     dry_run=False,
@@ -98,9 +104,33 @@ def upgrade_all(
     talosconfig=None,
     kubeconfig=None,
     json=False,
+    fleet=None,
 ):
     """Rolling Talos upgrade of every node to its desired version, gated on etcd, nodes, Ceph, CNPG."""
+    if fleet:
+        _upgrade_fleet(fleet, dry_run, force, allow_downgrade, json)
+        return
     _upgrade(root, (), dry_run, force, allow_downgrade, talosconfig, kubeconfig, json, "talos.upgrade-all")
+
+
+def _upgrade_fleet(fleet_file: str, dry_run: bool, force: bool, allow_downgrade: bool, json: bool) -> None:
+    from taltasks.model.fleet import load_fleet
+    from taltasks.ui.tables import print_rows
+    from taltasks.workflows.fleet import plan_fleet, run_fleet
+    from taltasks.workflows.upgrade import UpgradeOptions
+
+    fleet = load_fleet(fleet_file)  # every cluster's definition and policy, before any connection
+    if dry_run:
+        result = plan_fleet(fleet, allow_downgrade=allow_downgrade)
+        print_rows(result.rows(), ["cluster", *PLAN_COLUMNS])
+        print(f"(dry run) {result.summary()}; nothing was changed", file=sys.stderr)
+        return
+    options = UpgradeOptions(
+        force=force, allow_downgrade=allow_downgrade, command=f"talos.upgrade-all --fleet {fleet_file}"
+    )
+    reporter, emitter = _emitter(json, plan_table=False)
+    with reporter:
+        run_fleet(fleet, options, emitter=emitter)
 
 
 @command(
@@ -142,35 +172,86 @@ def upgrade_node(
 @command(
     help={
         **COMMON_HELP,
-        "json": "print the plan as a JSON list (one object per node) for CI",
+        "json": "print the plan as JSON for CI: a list (one object per node), or one document with --fleet",
         "allow-downgrade": "plan downgrades as upgrades instead of refusing them",
+        "fleet": "a fleet file: plan every cluster it lists, in one table or one JSON document",
     }
 )
-def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_downgrade=False):
+def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_downgrade=False, fleet=None):
     """Desired vs running Talos version per node, and what upgrade-all would do (changes nothing)."""
+    if fleet:
+        _plan_fleet(fleet, json, allow_downgrade)
+        return
+    from taltasks import repo
+    from taltasks.errors import ConnectionFailed
     from taltasks.gates.talossource import ApiTalosSource
     from taltasks.ui.tables import print_rows
+    from taltasks.workflows.handoff import in_cluster_progress, node_progress
     from taltasks.workflows.observe import needs_live_labels
     from taltasks.workflows.upgrade import UpgradeOptions, plan_for
 
     path, cluster, policy = _load(root)
     options = UpgradeOptions(allow_downgrade=allow_downgrade)
-    kube = None
-    if needs_live_labels(policy):
-        kube = _kube(path, kubeconfig)
+    required = needs_live_labels(policy)
+    kube = _kube(path, kubeconfig) if required or repo.kubeconfig_path(path, kubeconfig) else None
+    progress: list = []
     try:
         with talos_client(path, talosconfig) as talos:
             result = plan_for(cluster, policy, ApiTalosSource(talos, watch=False), options, kube=kube)
+        if kube is not None:
+            try:
+                progress = in_cluster_progress(kube)
+            except ConnectionFailed:
+                if required:
+                    raise
     finally:
         if kube is not None:
             kube.close()
-    print_rows(result.rows(), PLAN_COLUMNS, as_json=json)  # JSON rows carry each node's path
+    rows, columns = result.rows(), list(PLAN_COLUMNS)
+    if progress:
+        labels = {n.hostname: {**n.labels} for n in cluster.nodes}
+        for row in rows:
+            node = cluster.node(row["node"])
+            seen = {"node-role.kubernetes.io/control-plane": ""} if node.control_plane else {}
+            row["in_cluster"] = node_progress(progress, row["node"], {**labels[row["node"]], **seen})
+        columns.append("in_cluster")
+    if result.batching.enabled:
+        columns.insert(columns.index("action"), "batch")
+    print_rows(rows, columns, as_json=json)  # JSON rows carry each node's path
     if not json:
         for nodes, running, hops in result.paths():
             print(f"\n{', '.join(nodes)}: {running} → {hops[-1].version} crosses minors; go minor by minor")
-            rows = [{"step": i, **hop.row()} for i, hop in enumerate(hops, start=1)]
-            print_rows(rows, PATH_COLUMNS)
+            path_rows = [{"step": i, **hop.row()} for i, hop in enumerate(hops, start=1)]
+            print_rows(path_rows, PATH_COLUMNS)
     print(result.summary(), file=sys.stderr)
+    for p in progress:
+        done = f", {len(p['completedNodes'])} done" if p["kind"] == "TalosUpgrade" else ""
+        print(
+            f"in-cluster: {p['kind']} {p['name']} → {p['target']}: {p['phase']}{done} — {p['message']}",
+            file=sys.stderr,
+        )
+
+
+def _plan_fleet(fleet_file: str, json: bool, allow_downgrade: bool) -> None:
+    import json as jsonlib
+
+    from taltasks.errors import OperationFailed
+    from taltasks.model.fleet import load_fleet
+    from taltasks.ui.tables import print_rows
+    from taltasks.workflows.fleet import plan_fleet
+
+    fleet = load_fleet(fleet_file)
+    result = plan_fleet(fleet, allow_downgrade=allow_downgrade)
+    if json:
+        print(jsonlib.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print_rows(result.rows(), ["cluster", *PLAN_COLUMNS])
+    print(result.summary(), file=sys.stderr)
+    if not result.ok:
+        failed = ", ".join(c.name for c in result.clusters if not c.ok)
+        raise OperationFailed(
+            f"fleet plan incomplete: {failed} could not be planned", hint="see the rows above"
+        )
 
 
 @command(

@@ -30,6 +30,10 @@ operator ``faults``. Every problem is an :class:`~taltasks.errors.InputError` at
     workloads:
       - {kind: Deployment, namespace: default, name: web, replicas: 2, pdb: {minAvailable: 1}}
       - {kind: DaemonSet, namespace: kube-system, name: kube-proxy, tolerateControlPlane: true}
+    tuppr:                          # a simulated tuppr controller (needs the Talos side)
+      namespace: system-upgrade
+      controllerNode: worker-1      # its pod's node (tuppr upgrades it first); default: first worker
+      reconcileSeconds: 0.05
     faults:
       - {kind: ceph-stuck, health: HEALTH_WARN, details: [OSD_DOWN]}
       - {kind: pg-availability}
@@ -178,6 +182,7 @@ class WorldScenario:
     flux: FluxConfig | None = None
     workloads: tuple[WorkloadConfig, ...] = ()
     faults: tuple[FaultConfig, ...] = ()
+    tuppr: Any = None  # TupprConfig when the scenario runs tuppr
 
     def faults_of(self, kind: str) -> list[FaultConfig]:
         return [f for f in self.faults if f.kind == kind]
@@ -604,6 +609,22 @@ def _faults(
     return tuple(out)
 
 
+def _tuppr(c: _Checker) -> Any:
+    from taltasks.sim.operators.tuppr import TupprConfig
+
+    if c.doc.get(("tuppr",)) is None:
+        return None
+    c.mapping(("tuppr",), ("namespace", "controllerNode", "reconcileSeconds", "jobTimeoutSeconds"))
+    d = TupprConfig()
+    node = c.node(("tuppr", "controllerNode")) if c.doc.get(("tuppr", "controllerNode")) is not None else ""
+    return TupprConfig(
+        namespace=c.string(("tuppr", "namespace"), d.namespace, name=True),
+        controller_node=node,
+        reconcile_seconds=c.number(("tuppr", "reconcileSeconds"), d.reconcile_seconds, minimum=0.01),
+        job_timeout_seconds=c.number(("tuppr", "jobTimeoutSeconds"), d.job_timeout_seconds, minimum=1.0),
+    )
+
+
 def parse_world(
     doc: YamlDoc,
     node_names: Sequence[str],
@@ -624,6 +645,7 @@ def parse_world(
     flux = _flux(c)
     workloads = _workloads(c)
     faults = _faults(c, cnpg, ceph, frozenset(foreign_fault_kinds))
+    tuppr = _tuppr(c)
     if c.errors:
         first = c.errors[0]
         if len(c.errors) > 1:
@@ -632,4 +654,6 @@ def parse_world(
                 f"{first.message} (and {len(c.errors) - 1} more: {more})", where=first.where, hint=first.hint
             )
         raise first
-    return WorldScenario(kube=kube, ceph=ceph, cnpg=cnpg, flux=flux, workloads=workloads, faults=faults)
+    return WorldScenario(
+        kube=kube, ceph=ceph, cnpg=cnpg, flux=flux, workloads=workloads, faults=faults, tuppr=tuppr
+    )
