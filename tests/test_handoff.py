@@ -221,4 +221,3 @@ def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
 
 def old_gone(d) -> bool:
     return OLD not in d.versions().values()
-

@@ -139,7 +139,9 @@ def load_fleet(path: Path | str) -> Fleet:
             where = exc.where or ""
             if where and not Path(where.split(":")[0]).is_absolute():
                 where = str(repo / where)
-            raise InputError(f"cluster {name}: {exc.message}", where=where or str(repo), hint=exc.hint) from None
+            raise InputError(
+                f"cluster {name}: {exc.message}", where=where or str(repo), hint=exc.hint
+            ) from None
         members.append(
             FleetMember(
                 name=name,
