@@ -12,10 +12,17 @@ from pathlib import Path
 from testpaths import REPO_ROOT
 
 DEMO_FILES = (".sops.yaml", "talos", "kubernetes")
+# The demo repository as it was before its move to Talos 1.14: patches in the v1alpha1 form
+# (what contracts 1.8-1.13 read) and the pins most tests were written for. `invoke demo`
+# starts from the same patches (taltasks.workflows.demo.BEFORE_1_14).
+BEFORE_1_14 = REPO_ROOT / "tests" / "scenarios" / "demo-before-1.14"
+PINS_BEFORE_1_14 = {"talosVersion": "v1.11.5", "kubernetesVersion": "v1.34.3"}
 
 
-def copy_demo(dest: Path, *, with_secrets: bool = True) -> Path:
-    """The shipped talos/ folder and .sops.yaml, without generated output."""
+def copy_demo(dest: Path, *, with_secrets: bool = True, shipped: bool = False) -> Path:
+    """The demo's talos/ folder and .sops.yaml, without generated output: as it was before
+    Talos 1.14 (v1alpha1-form patches, Talos v1.11.5 / Kubernetes v1.34.3) unless
+    ``shipped`` asks for the repository as shipped (Talos 1.14, its documents)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in DEMO_FILES:
         src = REPO_ROOT / name
@@ -23,9 +30,25 @@ def copy_demo(dest: Path, *, with_secrets: bool = True) -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("clusterconfig"))
         else:
             shutil.copy2(src, dest / name)
+    if not shipped:
+        shutil.rmtree(dest / "talos" / "patches")
+        shutil.copytree(BEFORE_1_14 / "patches", dest / "talos" / "patches")
+        set_pins(dest, PINS_BEFORE_1_14)
     if not with_secrets:
         (dest / "talos" / "talsecret.sops.yaml").unlink()
     return dest
+
+
+def set_pins(repo: Path, pins: dict[str, str]) -> None:
+    """Set ``NAME: value`` pins in talos/talenv.yaml, keeping comments and order."""
+    import re
+
+    path = repo / "talos" / "talenv.yaml"
+    text = path.read_text()
+    for key, value in pins.items():
+        text, n = re.subn(rf"^({re.escape(key)}:\s*)\S+", rf"\g<1>{value}", text, flags=re.M)
+        assert n == 1, f"no {key} pin in {path}"
+    path.write_text(text)
 
 
 def edit(path: Path, old: str, new: str, count: int = 1) -> None:

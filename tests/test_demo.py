@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from taltasks.workflows.demo import KUBERNETES_START, TALOS_START, targets
 from testpaths import REPO_ROOT
 
 
@@ -35,9 +36,23 @@ def test_invoke_demo_runs_the_whole_life_of_a_cluster(tmp_path):
         "machines",
         "bootstrap",
         "upgrade-all",
+        "contract-1.14",
         "upgrade-k8s",
     ]
-    assert all(n["talos_after"] == "v1.12.11" and n["kubelet_after"] == "v1.35.4" for n in summary["nodes"])
+    # from the latest 1.13 to the shipped pins, as Renovate would
+    talos, kubernetes = targets(REPO_ROOT)
+    assert (talos, kubernetes) == ("v1.14.7", "v1.37.2")
+    assert all(n["talos"] == TALOS_START and n["kubelet"] == KUBERNETES_START for n in summary["nodes"])
+    assert all(n["talos_after"] == talos and n["kubelet_after"] == kubernetes for n in summary["nodes"])
+    # every node moved to its 1.14-contract config without a reboot; diff-config named what moved
+    # and what waits for the next reboot (workload isolation, the EPHEMERAL mount)
+    contract = summary["contract"]
+    assert [c["node"] for c in contract] == [n["node"] for n in summary["nodes"]]
+    assert all(c["applied"] == "NO_REBOOT" and not c["rebooted"] and c["moved"] >= 10 for c in contract)
+    assert all(
+        {"document SecurityProfileConfig", "document VolumeConfig/EPHEMERAL"} <= set(c["next_reboot"])
+        for c in contract
+    )
     assert summary["verdict"]["upgrades"] == 6
     assert summary["verdict"]["most_nodes_down_at_once"] == 1
     assert summary["verdict"]["unsafe_starts"] == []
@@ -45,4 +60,5 @@ def test_invoke_demo_runs_the_whole_life_of_a_cluster(tmp_path):
     assert {"plan", "gate.waiting", "gate.passed", "step.done"} <= kinds
     # the user's checkout was not written to
     assert not (REPO_ROOT / "kubeconfig").exists() or (REPO_ROOT / "kubeconfig").stat().st_mtime < started
+    assert elapsed < 180, f"the demo took {elapsed:.1f}s (budget: 3 minutes)"
     print(f"demo took {elapsed:.1f}s")

@@ -27,10 +27,10 @@ CONFIG = json.loads((REPO_ROOT / "renovate.json").read_text())
 USER_CACHE = cache_root()
 # which image each version key of the cluster definition is tracked as
 DEP_OF_KEY = {
-    "talosVersion": ("docker", "ghcr.io/siderolabs/installer"),
+    "talosVersion": ("github-releases", "siderolabs/talos"),
     "kubernetesVersion": ("docker", "ghcr.io/siderolabs/kubelet"),
 }
-TALOS = "# renovate: datasource=docker depName=ghcr.io/siderolabs/installer"
+TALOS = "# renovate: datasource=github-releases depName=siderolabs/talos"
 KUBE = "# renovate: datasource=docker depName=ghcr.io/siderolabs/kubelet"
 
 Pin = tuple[str, str, str, str]  # (file relative to the repo, datasource, depName, value)
@@ -113,19 +113,19 @@ def with_node_pins(talconfig: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (f"{TALOS}\ntalosVersion: v1.11.5\n", [("ghcr.io/siderolabs/installer", "v1.11.5")]),
+        (f"{TALOS}\ntalosVersion: v1.11.5\n", [("siderolabs/talos", "v1.11.5")]),
         (f"{KUBE}\r\nkubernetesVersion: v1.34.3\r\n", [("ghcr.io/siderolabs/kubelet", "v1.34.3")]),
         (
             f"  - hostname: a\n    {TALOS}\n    talosVersion: v1.12.1\n",
-            [("ghcr.io/siderolabs/installer", "v1.12.1")],
+            [("siderolabs/talos", "v1.12.1")],
         ),
-        (f"nodes:\n  {TALOS}\n  - talosVersion: 'v1.12.1'\n", [("ghcr.io/siderolabs/installer", "v1.12.1")]),
-        (f'talosVersion: "v1.12.0" {TALOS}\n', [("ghcr.io/siderolabs/installer", "v1.12.0")]),
-        (f"    talosVersion: v1.12.0  {TALOS}\n", [("ghcr.io/siderolabs/installer", "v1.12.0")]),
+        (f"nodes:\n  {TALOS}\n  - talosVersion: 'v1.12.1'\n", [("siderolabs/talos", "v1.12.1")]),
+        (f'talosVersion: "v1.12.0" {TALOS}\n', [("siderolabs/talos", "v1.12.0")]),
+        (f"    talosVersion: v1.12.0  {TALOS}\n", [("siderolabs/talos", "v1.12.0")]),
         # an inline pin followed by another pin line: the comment does not claim the next line
         (
             f"talosVersion: v1.12.0 {TALOS}\nkubernetesVersion: v1.35.0 {KUBE}\n",
-            [("ghcr.io/siderolabs/installer", "v1.12.0"), ("ghcr.io/siderolabs/kubelet", "v1.35.0")],
+            [("siderolabs/talos", "v1.12.0"), ("ghcr.io/siderolabs/kubelet", "v1.35.0")],
         ),
         (f"{TALOS}\ntalosVersion: v1.11.5\n{KUBE}\nkubernetesVersion: v1.34.3\n", "both"),
         # not pins
@@ -151,10 +151,11 @@ def with_node_pins(talconfig: Path) -> None:
 )
 def test_match_strings_extract_pins(text, expected):
     if expected == "both":
-        expected = [("ghcr.io/siderolabs/installer", "v1.11.5"), ("ghcr.io/siderolabs/kubelet", "v1.34.3")]
+        expected = [("siderolabs/talos", "v1.11.5"), ("ghcr.io/siderolabs/kubelet", "v1.34.3")]
     found = sorted((d["depName"], d["currentValue"]) for d in emulate(text))
     assert found == sorted(expected)
-    assert all(d["datasource"] == "docker" for d in emulate(text))
+    datasource = {dep: source for source, dep in DEP_OF_KEY.values()}
+    assert all(d["datasource"] == datasource[d["depName"]] for d in emulate(text))
 
 
 def test_versioning_is_captured_when_given():
@@ -207,7 +208,7 @@ def test_every_pin_in_talos_is_extracted_by_the_regexes(tmp_path):
     shutil.copytree(REPO_ROOT / "talos", tmp_path / "talos", ignore=shutil.ignore_patterns("clusterconfig"))
     with_node_pins(tmp_path / "talos" / "talconfig.yaml")
     pins = expected_pins(tmp_path)
-    assert {p[3] for p in pins} == {"v1.11.5", "v1.34.3", "v1.11.3", "v1.11.4"}
+    assert {p[3] for p in pins} == {"v1.14.7", "v1.37.2", "v1.11.3", "v1.11.4"}
     assert emulated_pins(tmp_path, files) == pins
 
 
@@ -288,8 +289,8 @@ def test_real_renovate_extracts_every_pin(renovate, tmp_path):
     assert extracted == expected
     assert (
         "held-back/talos/talconfig.yaml",
-        "docker",
-        "ghcr.io/siderolabs/installer",
+        "github-releases",
+        "siderolabs/talos",
         "v1.11.3",
     ) in extracted
     # and the Python emulation the fast tests rely on agrees with Renovate

@@ -29,6 +29,7 @@ from typing import Any
 Path = tuple[str, ...]
 DELETE = {"$patch": "delete"}
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+DISCOVERY_ENDPOINT = "https://discovery.talos.dev/"  # the discovery service Talos uses by default
 # values never printed in a hint (a hint reaches terminals and CI logs)
 SECRET_KEYS = frozenset({"key", "secret", "token", "privateKey", "clusterSecret", "password", "crt", "cert"})
 REDACTED = "<the value from your patch>"
@@ -228,10 +229,10 @@ def _discovery(value: Any, out: Translation) -> None:
         out.delete("DiscoveryServiceConfig", "default")
     elif service.get("endpoint"):
         out.doc("DiscoveryServiceConfig", "default")["endpoint"] = service["endpoint"]
-    if (value.get("registries") or {}).get("kubernetes"):
+    else:
+        out.doc("DiscoveryServiceConfig", "default")["endpoint"] = DISCOVERY_ENDPOINT
+    if ((value.get("registries") or {}).get("kubernetes") or {}).get("disabled") is False:
         out.dropped.append((("registries", "kubernetes"), "the Kubernetes registry has no 1.14 document"))
-    if not out.documents and not out.dropped:
-        out.dropped.append(((), "the defaults: drop it"))
 
 
 def _cluster_control_plane(value: Any, out: Translation) -> None:
@@ -302,6 +303,10 @@ def _cluster_network(value: Any, out: Translation) -> None:
 def _issuing_ca(kind: str) -> Callable[[Any, Translation], None]:
     def translate(value: Any, out: Translation) -> None:
         value = value or {}
+        if not value.get("key") and kind == "KubeAPIServerCAConfig":
+            # a worker holds the certificate only: it accepts the CA, it does not issue
+            out.doc(kind)["acceptedCAs"] = [_pem(value.get("crt"))]
+            return
         ca = {"cert": _pem(value.get("crt"))}
         if value.get("key"):
             ca["key"] = _pem(value["key"])
@@ -321,8 +326,11 @@ def _service_account(value: Any, out: Translation) -> None:
 
 
 def _etcd_encryption(provider: str) -> Callable[[Any, Translation], None]:
+    # key names as Talos renders a v1alpha1 secret: secretbox "key2", aescbc "key1"
+    name = "key2" if provider == "secretbox" else "key1"
+
     def translate(value: Any, out: Translation) -> None:
-        keys = [{"name": "key1", "secret": value}]
+        keys = [{"name": name, "secret": value}]
         out.doc("KubeEtcdEncryptionConfig")["config"] = {
             "resources": [{"providers": [{provider: {"keys": keys}}], "resources": ["secrets"]}]
         }

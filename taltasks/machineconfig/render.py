@@ -192,7 +192,13 @@ def _node_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionCon
             network["disableSearchDomain"] = True
     if node.network_interfaces:
         machine.setdefault("network", {})["interfaces"] = copy.deepcopy(list(node.network_interfaces))
-    if node.kernel_modules:
+    if node.kernel_modules and contract.multidoc_kernel_module_config:
+        for module in node.kernel_modules:  # one KernelModuleConfig per module (1.14)
+            doc = {"apiVersion": "v1alpha1", "kind": "KernelModuleConfig", "name": str(module["name"])}
+            if module.get("parameters"):
+                doc["parameters"] = list(module["parameters"])
+            insert_document(docs, doc)
+    elif node.kernel_modules:
         machine.setdefault("kernel", {})["modules"] = copy.deepcopy(list(node.kernel_modules))
     if contract.multidoc_kubernetes_config:
         _kube_node_overrides(docs, node)
@@ -208,12 +214,26 @@ def _node_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionCon
 
 
 def _install_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionContract) -> None:
-    """Install disk, selector and image. From contract 1.14 an install disk becomes an
-    UnattendedInstallConfig (as upstream's generator writes one); a disk selector stays in
-    the deprecated ``machine.install``, which Talos 1.14 still reads, never in both forms."""
+    """Install disk, selector and image. From contract 1.14 both become an
+    UnattendedInstallConfig, as upstream's generator writes one: an install disk as
+    ``disk.dev_path == "…"``, a disk selector as the CEL expression Talos 1.14 evaluates for
+    the legacy selector (:func:`~taltasks.machineconfig.docmap.disk_selector_expression`)."""
     machine = docs[0]["machine"]
     if contract.unattended_install_config and node.install_disk:
         insert_document(docs, unattended_install(node.install_disk, node.installer_image))
+        return
+    if contract.unattended_install_config and node.install_disk_selector:
+        from taltasks.machineconfig.docmap import disk_selector_expression
+
+        try:
+            match = disk_selector_expression(node.install_disk_selector)
+        except ValueError as exc:
+            raise InputError(
+                f"node {node.hostname}: installDiskSelector: {exc}",
+                where=node.where or None,
+                hint="select the disk by model, serial, size, type, wwid, uuid or busPath, or set installDisk",
+            ) from None
+        insert_document(docs, unattended_install(None, node.installer_image, selector=match))
         return
     install = machine.setdefault("install", {})
     if node.install_disk:

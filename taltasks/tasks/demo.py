@@ -15,7 +15,8 @@ COLLECTION = ""
     }
 )
 def demo(c, dir=None, root=None, json=False):
-    """Configure, bootstrap, upgrade Talos and Kubernetes on a simulated 3+3 cluster."""
+    """Configure, bootstrap, upgrade Talos 1.13 → 1.14 (moving to the 1.14 contract) and
+    Kubernetes on a simulated 3+3 cluster."""
     from pathlib import Path
 
     from taltasks.errors import OperationFailed
@@ -33,6 +34,7 @@ def demo(c, dir=None, root=None, json=False):
                     "phases": [p.__dict__ for p in result.phases],
                     "nodes": result.nodes,
                     "verdict": result.verdict,
+                    "contract": result.contract,
                     "workdir": str(result.workdir),
                 },
                 default=str,
@@ -52,6 +54,21 @@ def demo(c, dir=None, root=None, json=False):
             ],
             ["node", "role", "talos", "kubelet"],
             title="Nodes",
+        )
+        print()
+        print_rows(
+            [
+                {
+                    "node": c["node"],
+                    "moved": c["moved"],
+                    "changes": c["changes"],
+                    "applied": c["applied"].lower().replace("_", "-"),
+                    "next reboot": ", ".join(s.removeprefix("document ") for s in c["next_reboot"]) or "-",
+                }
+                for c in result.contract
+            ],
+            ["node", "moved", "changes", "applied", "next reboot"],
+            title="Moving to the Talos 1.14 contract (talos.diff-config, talos.apply-node)",
         )
         print()
         print_rows(

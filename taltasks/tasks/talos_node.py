@@ -211,11 +211,13 @@ def replace_node(
         "root": "the checkout (default: found from the current directory)",
         "talosconfig": "talosconfig (default: the checkout's)",
         "exit_code": "exit non-zero when any node differs (for CI)",
-        "json": "print {node, changed, diff} objects",
+        "json": "print {node, changed, summary, changes, diff} objects",
+        "unified": "also print the line diff (secret values masked)",
     },
 )
-def diff_config(c, node=None, root=None, talosconfig=None, exit_code=False, json=False):
-    """Running machine config of each node vs the generated one; secret values masked."""
+def diff_config(c, node=None, root=None, talosconfig=None, exit_code=False, json=False, unified=False):
+    """Running machine config of each node vs the generated one, as settings: moved to a
+    document vs changed, and what takes effect only at the next reboot; secrets masked."""
     import json as jsonlib
 
     from taltasks.errors import OperationFailed
@@ -227,7 +229,14 @@ def diff_config(c, node=None, root=None, talosconfig=None, exit_code=False, json
         print(
             jsonlib.dumps(
                 [
-                    {"node": r.node, "changed": bool(r.diff), "diff": r.diff, "error": r.error}
+                    {
+                        "node": r.node,
+                        "changed": bool(r.diff),
+                        "summary": r.changes.summary() if r.diff else "no differences",
+                        "changes": [ch.as_dict() for ch in r.changes.changes],
+                        "diff": r.diff,
+                        "error": r.error,
+                    }
                     for r in results
                 ],
                 indent=2,
@@ -238,9 +247,19 @@ def diff_config(c, node=None, root=None, talosconfig=None, exit_code=False, json
             if r.error:
                 print(f"# {r.node}: {r.error}")
             elif r.diff:
-                print(r.diff, end="" if r.diff.endswith("\n") else "\n")
+                print(f"# {r.node}: {r.changes.summary()}")
+                for ch in r.changes.changes:
+                    print(f"  {ch.line()}")
+                if unified:
+                    print(r.diff, end="" if r.diff.endswith("\n") else "\n")
             else:
                 print(f"# {r.node}: no differences")
+    reboot = sorted({r.node for r in results if r.changes.reboot_only})
+    if reboot and not json:
+        print(
+            f"# {len(reboot)} node(s) have changes that take effect only at their next reboot: "
+            f"{', '.join(reboot)} (apply now, then reboot each in turn, e.g. with talos.reboot-node)"
+        )
     differing = [r.node for r in results if r.diff or r.error]
     if exit_code and differing:
         raise OperationFailed(

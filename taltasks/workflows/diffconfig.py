@@ -3,15 +3,21 @@
 The running config is read through the Talos API (the MachineConfig resource, which needs
 ``os:admin``); the generated one is ``talos/clusterconfig/<cluster>-<host>.yaml`` as
 ``invoke configure`` wrote it (or rendered on the fly when that file does not exist yet).
-Secret values are masked in the output (see :mod:`taltasks.machineconfig.diff`).
+
+Each node's difference is reported twice: as meaningful settings
+(:func:`taltasks.machineconfig.changes.config_changes` — a v1alpha1 section *moved* to a
+1.14 document vs a value that really *changed*, and which changes take effect only at the
+next reboot), and as a unified diff with secret values masked
+(:mod:`taltasks.machineconfig.diff`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from taltasks.errors import TaltasksError
+from taltasks.machineconfig.changes import ConfigChanges
 
 
 @dataclass(frozen=True)
@@ -19,11 +25,13 @@ class NodeDiff:
     node: str
     diff: str  # "" when identical
     error: str | None = None
+    changes: ConfigChanges = field(default_factory=ConfigChanges)
 
 
 def diff_nodes(
     root: Path, *, node: str | None = None, talosconfig: str | Path | None = None
 ) -> list[NodeDiff]:
+    from taltasks.machineconfig.changes import config_changes
     from taltasks.machineconfig.diff import unified
     from taltasks.model import load_cluster
     from taltasks.repo import talosconfig_path
@@ -60,5 +68,6 @@ def diff_nodes(
                 fromfile=f"{n.hostname} (running)",
                 tofile=f"{n.hostname} ({path.relative_to(root)})",
             )
-            out.append(NodeDiff(n.hostname, diff))
+            changes = config_changes(text, generated) if diff else ConfigChanges()
+            out.append(NodeDiff(n.hostname, diff, changes=changes))
     return out

@@ -53,9 +53,22 @@ SERVICES = "Services.v1alpha1.talos.dev"
 @dataclass(frozen=True)
 class Component:
     name: str  # kube-apiserver, …, kube-proxy, kubelet
-    path: tuple[str, ...]  # where its image sits in the machine config
+    path: tuple[str, ...]  # where its image sits in the v1alpha1 document
     repository: str  # the image repository Talos uses when the config names none
     resource: str | None = None  # the COSI config resource a control plane publishes
+    document: str | None = None  # the contract-1.14 document holding ``image`` instead
+
+    def locate(self, raw: bytes) -> tuple[str | None, tuple[str, ...]]:
+        """(document kind or None for v1alpha1, key path) of the image in this config."""
+        from taltasks.machineconfig.edit import has_document
+
+        if self.document and has_document(raw, self.document):
+            return self.document, ("image",)
+        return None, self.path
+
+    def where(self, raw: bytes) -> str:
+        kind, path = self.locate(raw)
+        return f"{kind}.{'.'.join(path)}" if kind else ".".join(path)
 
 
 CONTROL_PLANE = (
@@ -64,22 +77,29 @@ CONTROL_PLANE = (
         ("cluster", "apiServer", "image"),
         "registry.k8s.io/kube-apiserver",
         "APIServerConfigs.kubernetes.talos.dev",
+        "KubeAPIServerConfig",
     ),
     Component(
         "kube-controller-manager",
         ("cluster", "controllerManager", "image"),
         "registry.k8s.io/kube-controller-manager",
         "ControllerManagerConfigs.kubernetes.talos.dev",
+        "KubeControllerManagerConfig",
     ),
     Component(
         "kube-scheduler",
         ("cluster", "scheduler", "image"),
         "registry.k8s.io/kube-scheduler",
         "SchedulerConfigs.kubernetes.talos.dev",
+        "KubeSchedulerConfig",
     ),
 )
-KUBE_PROXY = Component("kube-proxy", ("cluster", "proxy", "image"), "registry.k8s.io/kube-proxy")
-KUBELET = Component("kubelet", ("machine", "kubelet", "image"), "ghcr.io/siderolabs/kubelet")
+KUBE_PROXY = Component(
+    "kube-proxy", ("cluster", "proxy", "image"), "registry.k8s.io/kube-proxy", document="KubeProxyConfig"
+)
+KUBELET = Component(
+    "kubelet", ("machine", "kubelet", "image"), "ghcr.io/siderolabs/kubelet", document="KubeletConfig"
+)
 BY_NAME = {c.name: c for c in (*CONTROL_PLANE, KUBE_PROXY, KUBELET)}
 
 
@@ -152,9 +172,12 @@ def observe(talos: TalosClient, kube: KubeClient) -> ClusterState:
                 error = f"cannot read its machine config: {exc.message}"
             else:
                 for c in BY_NAME.values():
-                    value = get_field(raw, c.path)
+                    kind, path = c.locate(raw)
+                    value = get_field(raw, path, kind=kind)
                     images[c.name] = str(value) if value else None
-                proxy_disabled = bool(get_field(raw, ("cluster", "proxy", "disabled")))
+                proxy_disabled = bool(get_field(raw, ("cluster", "proxy", "disabled"))) or (
+                    get_field(raw, ("enabled",), kind="KubeProxyConfig") is False
+                )
         observed.append(
             ObservedNode(
                 name=n.name,
@@ -518,13 +541,14 @@ class _Runner:
         from taltasks.machineconfig.edit import get_field, set_fields
 
         raw = self.talos.machine_config(step.ip)
-        if get_field(raw, component.path) == step.image:
+        kind, path = component.locate(raw)
+        if get_field(raw, path, kind=kind) == step.image:
             return False
-        patched = set_fields(raw, {component.path: step.image}, where=step.node)
+        patched = set_fields(raw, {path: step.image}, where=step.node, kind=kind)
         [res] = self.talos.apply_configuration(patched, nodes=[step.ip], mode="NO_REBOOT")
         res.unwrap()
         self.emitter.emit(
-            "info", f"applied {'.'.join(component.path)} = {step.image} (no reboot)", node=step.node
+            "info", f"applied {component.where(raw)} = {step.image} (no reboot)", node=step.node
         )
         return True
 

@@ -5,12 +5,20 @@ A node takes its identity from the applied config, as a real one does: its role
 installer image (whose tag is the version an install boots into), Kubernetes component
 images and the Kubernetes CA. Only what the simulator needs is extracted; the bytes as
 applied are kept verbatim for the MachineConfig resource and for diffs.
+
+Each setting is read where the config holds it: a contract-1.14 config keeps the kubelet,
+API server, controller manager, scheduler, proxy, cluster name/endpoint, Kubernetes CA and
+installer in their own documents (``KubeletConfig``, ``KubeAPIServerConfig``, …,
+``UnattendedInstallConfig``), an older one in the v1alpha1 document. A node refuses
+documents of a kind its Talos version does not know (a 1.13 node given a 1.14 config),
+as Talos's loader does.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import yaml
@@ -60,23 +68,81 @@ class ConfigView:
     def control_plane(self) -> bool:
         return self.machine_type in ("controlplane", "init")
 
+    def document(self, kind: str) -> dict[str, Any] | None:
+        return next((d for d in self.documents if d.get("kind") == kind), None)
+
     def image(self, component: str) -> str | None:
         """``apiServer``, ``controllerManager``, ``scheduler`` or ``proxy`` image."""
+        doc = self.document(COMPONENT_DOCUMENTS[component])
+        if doc is not None:
+            return doc.get("image")
         return _dig(self.v1alpha1, "cluster", component, "image")
 
     @property
     def proxy_disabled(self) -> bool:
+        doc = self.document("KubeProxyConfig")
+        if doc is not None:
+            return doc.get("enabled") is False
         return bool(_dig(self.v1alpha1, "cluster", "proxy", "disabled"))
 
 
-def parse(raw: bytes) -> ConfigView:
-    """Parse config bytes as machined would before applying them."""
+# Where a contract-1.14 config keeps each control-plane component (v1alpha1 key → document).
+COMPONENT_DOCUMENTS = {
+    "apiServer": "KubeAPIServerConfig",
+    "controllerManager": "KubeControllerManagerConfig",
+    "scheduler": "KubeSchedulerConfig",
+    "proxy": "KubeProxyConfig",
+}
+
+
+def _first(docs: list[dict[str, Any]], kind: str, *keys: str) -> Any:
+    doc = next((d for d in docs if d.get("kind") == kind), None)
+    return _dig(doc, *keys) if doc is not None else None
+
+
+def _pem(value: Any) -> bytes | None:
+    return str(value).encode() if value else None
+
+
+def unknown_kinds(docs: list[dict[str, Any]], version: str | None) -> list[str]:
+    """Document kinds a node running Talos ``version`` does not know (from the official
+    schema of that minor, shipped in the package); [] when the version has no schema."""
+    from taltasks.model.versions import Version
+
+    if not version:
+        return []
+    try:
+        key = Version.parse(version).minor_key
+    except ValueError:
+        return []
+    known = _known_kinds(key)
+    if known is None:
+        return []
+    return [str(d["kind"]) for d in docs if d.get("kind") and d["kind"] not in known]
+
+
+@cache
+def _known_kinds(key: tuple[int, int]) -> frozenset[str] | None:
+    from taltasks.machineconfig.validate.typemodel import model, shipped_contracts
+
+    if key not in shipped_contracts():
+        return None
+    return frozenset(model(key).kinds)
+
+
+def parse(raw: bytes, version: str | None = None) -> ConfigView:
+    """Parse config bytes as machined running Talos ``version`` would before applying them."""
     try:
         docs = [d for d in yaml.safe_load_all(raw.decode("utf-8")) if d is not None]
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigRejected(f"failed to parse config: {exc}") from None
     if not all(isinstance(d, dict) for d in docs):
         raise ConfigRejected("failed to parse config: every document must be a mapping")
+    unknown = unknown_kinds(docs, version)
+    if unknown:
+        raise ConfigRejected(
+            f"failed to parse config: unknown document kind {unknown[0]!r} (Talos {version} does not know it)"
+        )
     main = next((d for d in docs if d.get("version") == "v1alpha1"), None)
     if main is None:
         raise ConfigRejected(
@@ -97,14 +163,34 @@ def parse(raw: bytes) -> ConfigView:
         hostname=hostname,
         os_ca_crt=_b64pem(_dig(main, "machine", "ca", "crt")),
         os_ca_key=_b64pem(_dig(main, "machine", "ca", "key")),
-        k8s_ca_crt=_b64pem(_dig(main, "cluster", "ca", "crt")),
-        k8s_ca_key=_b64pem(_dig(main, "cluster", "ca", "key")),
-        install_image=_dig(main, "machine", "install", "image"),
-        kubelet_image=_dig(main, "machine", "kubelet", "image"),
-        cluster_name=_dig(main, "cluster", "clusterName"),
-        cluster_endpoint=_dig(main, "cluster", "controlPlane", "endpoint"),
+        k8s_ca_crt=_b64pem(_dig(main, "cluster", "ca", "crt"))
+        or _pem(_first(docs, "KubeAPIServerCAConfig", "issuingCA", "cert"))
+        or _pem((_first(docs, "KubeAPIServerCAConfig", "acceptedCAs") or [None])[0]),
+        k8s_ca_key=_b64pem(_dig(main, "cluster", "ca", "key"))
+        or _pem(_first(docs, "KubeAPIServerCAConfig", "issuingCA", "key")),
+        install_image=_dig(main, "machine", "install", "image")
+        or _first(docs, "UnattendedInstallConfig", "installer", "image"),
+        kubelet_image=_dig(main, "machine", "kubelet", "image") or _first(docs, "KubeletConfig", "image"),
+        cluster_name=_dig(main, "cluster", "clusterName") or _first(docs, "KubeClusterConfig", "clusterName"),
+        cluster_endpoint=_dig(main, "cluster", "controlPlane", "endpoint")
+        or _first(docs, "KubeClusterConfig", "endpoint"),
         cert_sans=[str(s) for s in _dig(main, "machine", "certSANs") or []],
     )
+
+
+# From this Talos minor on, apply-config never reboots: AUTO applies live, REBOOT is refused
+# (release notes of 1.14, "Apply Configuration Modes"); settings read at boot wait for the
+# next one.
+LIVE_APPLY_FROM = (1, 14)
+
+
+def applies_live(version: str | None) -> bool:
+    from taltasks.model.versions import Version
+
+    try:
+        return version is not None and Version.parse(version).minor_key >= LIVE_APPLY_FROM
+    except ValueError:
+        return False
 
 
 # Paths whose change cannot be applied to a running node (the node must reboot). Everything
@@ -134,7 +220,9 @@ def changed_paths(
 
 
 def needs_reboot(old: ConfigView, new: ConfigView) -> str | None:
-    """The reason a change needs a reboot, or None when it can be applied live."""
+    """The reason a change needs a reboot, or None when it can be applied live (only the
+    v1alpha1 sections of :data:`REBOOT_PATHS`: Talos 1.14 applies its documents live, and
+    what they change only at boot waits for the next one)."""
     for path in changed_paths(old.v1alpha1, new.v1alpha1):
         for prefix in REBOOT_PATHS:
             if path[: len(prefix)] == prefix:

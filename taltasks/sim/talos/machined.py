@@ -173,7 +173,7 @@ def ApplyConfiguration(
 ) -> m.ApplyConfigurationResponse:
     Mode = m.ApplyConfigurationRequest
     try:
-        new = configview.parse(req.data)
+        new = configview.parse(req.data, node.version)
     except configview.ConfigRejected as exc:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
     if node.maintenance:
@@ -190,7 +190,13 @@ def ApplyConfiguration(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"machine type can't be changed from {old.machine_type} to {new.machine_type}",
         )
-    reason = configview.needs_reboot(old, new)
+    live = configview.applies_live(node.version)
+    if live and req.mode == Mode.REBOOT:
+        raise RpcError(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "the REBOOT mode is not supported, please use AUTO or NO_REBOOT modes instead",
+        )
+    reason = None if live else configview.needs_reboot(old, new)
     mode = req.mode
     if mode == Mode.AUTO:
         mode = Mode.REBOOT if reason else Mode.NO_REBOOT
