@@ -83,13 +83,20 @@ BENCHES: tuple[Bench, ...] = (
         "configure",
         "configure",
         (
-            Row("300 nodes: time per node vs 50 ms", "ms_per_node_300", "ms", 50.0, 1.0),
-            Row("30 nodes: time per node vs 50 ms", "ms_per_node_30", "ms", 50.0, 1.0),
+            Row("300 nodes, contract 1.14: time per node vs 50 ms", "ms_per_node_300", "ms", 50.0, 1.0),
+            Row("30 nodes, contract 1.14: time per node vs 50 ms", "ms_per_node_30", "ms", 50.0, 1.0),
             Row(
-                "cost per added node, 30→300 vs 3→30 (1× = linear)",
+                "contract 1.14: cost per added node, 30→300 vs 3→30 (1× = linear)",
                 "marginal_ms_30_300",
                 "ms",
                 "marginal_ms_3_30",
+            ),
+            Row("300 nodes, contract 1.13: time per node vs 50 ms", "ms_per_node_300_1_13", "ms", 50.0, 1.0),
+            Row(
+                "contract 1.13: cost per added node, 30→300 vs 3→30 (1× = linear)",
+                "marginal_ms_30_300_1_13",
+                "ms",
+                "marginal_ms_3_30_1_13",
             ),
         ),
     ),

@@ -370,3 +370,107 @@ def test_json_patch_refused_on_a_1_14_config_with_talos_message():
     )
     assert err.value.where == "talos/patches/global/j.yaml:1"
     assert "strategic merge patch" in err.value.hint
+
+
+def test_docs_list_every_moved_section():
+    """docs/configure.md's document map is this table, row for row."""
+    from testpaths import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "configure.md").read_text()
+    section = text[text.index("### The document map") : text.index("### talconfig.yaml on 1.14")]
+    for m in MOVES:
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{m.label}` |")), None)
+        assert row is not None, f"docs/configure.md has no row for {m.label}"
+        assert all(f"`{k}`" in row for k in m.kinds), row
+        assert ("refused together" in row) == bool(m.exclusive), row
+
+
+# ---- the simulator reads 1.14 configs ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """gen config for 1.13 and 1.14 with the same secrets (control plane, worker)."""
+    from taltasks.machineconfig.encode import dump_documents
+    from taltasks.machineconfig.genconfig import GenConfigOptions, gen_config
+    from taltasks.machineconfig.secrets import SecretsBundle
+
+    secrets = SecretsBundle.generate("1.13")
+    out = {}
+    for version, k8s in (("v1.13.9", "v1.36.4"), ("v1.14.7", "v1.37.2")):
+        g = gen_config(
+            GenConfigOptions(
+                "demo",
+                "https://192.0.2.10:6443",
+                secrets=secrets,
+                talos_version=version,
+                kubernetes_version=k8s,
+            )
+        )
+        out[version] = (dump_documents(g.controlplane), dump_documents(g.worker))
+    return out
+
+
+def test_simulator_reads_settings_from_1_14_documents(generated):
+    from taltasks.sim.talos import configview
+
+    cp13, _ = generated["v1.13.9"]
+    cp14, w14 = generated["v1.14.7"]
+    old, new = configview.parse(cp13, "v1.14.7"), configview.parse(cp14, "v1.14.7")
+    assert new.kubelet_image == "ghcr.io/siderolabs/kubelet:v1.37.2"
+    assert new.image("apiServer") == "registry.k8s.io/kube-apiserver:v1.37.2"
+    assert new.image("proxy") == "registry.k8s.io/kube-proxy:v1.37.2" and not new.proxy_disabled
+    assert (new.cluster_name, new.cluster_endpoint) == ("demo", "https://192.0.2.10:6443")
+    assert (
+        new.install_image.endswith(":v1.14.7") and "factory.talos.dev/metal-installer/" in new.install_image
+    )
+    # the same Kubernetes CA as the 1.13 config held base64-encoded in cluster.ca
+    assert new.k8s_ca_crt == old.k8s_ca_crt and new.k8s_ca_key == old.k8s_ca_key and new.k8s_ca_key
+    worker = configview.parse(w14, "v1.14.7")
+    assert worker.k8s_ca_crt == old.k8s_ca_crt and worker.k8s_ca_key is None
+
+
+def test_a_1_13_node_refuses_a_1_14_config(generated):
+    from taltasks.sim.talos import configview
+
+    cp14, _ = generated["v1.14.7"]
+    with pytest.raises(configview.ConfigRejected, match=r"unknown document kind '\w+' \(Talos v1\.13\.9"):
+        configview.parse(cp14, "v1.13.9")
+    assert configview.applies_live("v1.14.7") and not configview.applies_live("v1.13.9")
+
+
+def test_changes_between_1_13_and_1_14_configs_are_moves_and_new_defaults(generated):
+    from taltasks.machineconfig.changes import config_changes
+
+    cp13, _ = generated["v1.13.9"]
+    cp14, _ = generated["v1.14.7"]
+    changes = config_changes(cp13, cp14)
+    moved = {c.subject.split(" → ")[0]: c for c in changes.moved}
+    assert {"machine.kubelet", "cluster.apiServer", "cluster.network", "cluster.ca", "cluster.id"} <= set(
+        moved
+    )
+    assert not moved["cluster.network"].detail and not moved["cluster.ca"].detail  # same values
+    assert (
+        "image ghcr.io/siderolabs/kubelet:v1.36.4 → ghcr.io/siderolabs/kubelet:v1.37.2"
+        in moved["machine.kubelet"].detail
+    )
+    real = {c.subject: c for c in changes.changes if c.what != "moved"}
+    assert (
+        real["document SecurityProfileConfig"].reboot
+        and "sandboxd" in real["document SecurityProfileConfig"].reboot
+    )
+    assert real["document VolumeConfig/EPHEMERAL"].reboot
+    assert real["document FilesystemTrimConfig"].reboot is None  # applied live
+    # secret values never appear, whatever moved
+    text = "\n".join(c.line() for c in changes.changes)
+    v1 = next(yaml.safe_load_all(cp13))
+    assert v1["cluster"]["secretboxEncryptionSecret"] not in text and v1["machine"]["token"] not in text
+    assert changes.summary().endswith(f"{len(changes.reboot_only)} only at the next reboot")
+
+
+def test_no_change_between_identical_configs(generated):
+    from taltasks.machineconfig.changes import config_changes
+
+    cp14, _ = generated["v1.14.7"]
+    assert config_changes(cp14, cp14).changes == []
+    assert config_changes(cp14, cp14).summary() == "no differences"

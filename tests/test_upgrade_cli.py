@@ -122,6 +122,33 @@ def test_a_jump_over_a_minor_is_refused_and_the_plan_shows_the_path(cluster):
     assert all([h["version"] for h in r["path"]] == ["v1.11.6", "v1.12.11", "v1.13.9"] for r in rows)
 
 
+def test_plan_json_shows_factory_installers_for_1_14_nodes(cluster):
+    """From Talos 1.14 every installer is an Image Factory image: the empty schematic's for
+    the control planes, the workers' own schematic; never ghcr.io/siderolabs/installer."""
+    from taltasks.model.schematic import VANILLA_ID
+
+    talenv = cluster.repo / "talos" / "talenv.yaml"
+    edit(talenv, f"talosVersion: {NEW}", "talosVersion: v1.14.7")
+    try:
+        plan, writes = invoke(cluster, "talos.plan", "--json")
+    finally:
+        edit(talenv, "talosVersion: v1.14.7", f"talosVersion: {NEW}")
+    assert plan.returncode == 0, plan.stderr
+    rows = json.loads(plan.stdout)
+    installers = {r["node"]: r["installer"] for r in rows}
+    assert all(not i.startswith("ghcr.io/siderolabs/installer") for i in installers.values())
+    assert all(
+        i.startswith("factory.talos.dev/metal-installer/") and i.endswith(":v1.14.7")
+        for i in installers.values()
+    )
+    assert {installers[n] for n in ("cp-1", "cp-2", "cp-3")} == {
+        f"factory.talos.dev/metal-installer/{VANILLA_ID}:v1.14.7"
+    }
+    assert VANILLA_ID not in installers["worker-1"]  # the workers' schematic (storage extensions)
+    assert all(r["desired"] == "v1.14.7" for r in rows)
+    assert writes == []
+
+
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [

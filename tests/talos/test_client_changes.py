@@ -203,9 +203,15 @@ def test_apply_modes_behave_as_talos_documents(world, admin):
     assert staged.mode == "STAGED" and cp.staged_config == data and cp.boot_id == boot
     # a config without v1alpha1 is refused with Talos's hint
     [bad] = admin.apply_configuration(
-        b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: x\n", nodes=[cp.ip]
+        b"apiVersion: v1alpha1\nkind: WatchdogTimerConfig\ndevice: /dev/watchdog0\n", nodes=[cp.ip]
     )
     assert bad.error.code == "INVALID_ARGUMENT" and "did you mean to patch" in bad.error.message
+    # a document kind the node's Talos does not know is refused (HostnameConfig came with 1.12)
+    [unknown] = admin.apply_configuration(
+        data + b"---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: x\n", nodes=[cp.ip]
+    )
+    assert unknown.error.code == "INVALID_ARGUMENT"
+    assert "unknown document kind 'HostnameConfig' (Talos v1.11.5 does not know it)" in unknown.error.message
 
 
 def test_try_mode_reverts_after_its_timeout(world, admin):
