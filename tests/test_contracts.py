@@ -127,14 +127,21 @@ def test_labels_annotations_and_taints_go_to_kube_node_config_on_1_14(tmp_path, 
 
 
 def test_install_disk_selector_on_1_14_stays_in_one_form(tmp_path, secrets):
+    """A disk selector becomes UnattendedInstallConfig's CEL selector (the expression Talos
+    evaluates for the legacy selector); nothing stays in machine.install."""
     cluster = write_repo(
         tmp_path,
         "- hostname: worker-2\n  ipAddress: 127.0.10.22\n  installDiskSelector: {size: '>= 100GB'}\n",
     )
     docs = Renderer(cluster, secrets).documents(cluster.node("worker-2"))
-    assert "UnattendedInstallConfig" not in kinds(docs)
-    install = docs[0]["machine"]["install"]
-    assert install["diskSelector"] == {"size": ">= 100GB"} and install["wipe"] is False
+    assert "install" not in docs[0]["machine"]
+    selected = next(d for d in docs if d.get("kind") == "UnattendedInstallConfig")
+    assert selected["provisioning"] == {
+        "diskSelector": {
+            "match": 'disk.size >= 100000000000u && disk.transport != "" && !disk.readonly && !disk.cdrom'
+        },
+        "wipe": False,
+    }
     with_disk = Renderer(cluster, secrets).documents(cluster.node("worker-1"))
     assert "install" not in with_disk[0]["machine"]
     unattended = next(d for d in with_disk if d.get("kind") == "UnattendedInstallConfig")
