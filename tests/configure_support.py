@@ -130,3 +130,19 @@ def add_global_patch(root: Path, name: str, text: str) -> str:
         f'  - "@./patches/global/machine-sysctls.yaml"\n  - "@./patches/global/{name}"',
     )
     return f"talos/patches/global/{name}"
+
+
+def refused(root: Path):
+    """Run configure (allowed to create secrets) on bad input: the InputError it raises,
+    after checking that nothing under ``root`` was written."""
+    import pytest
+
+    from taltasks.errors import InputError
+    from taltasks.workflows.configure import configure
+
+    before = snapshot(root)
+    with pytest.raises(InputError) as info:
+        configure(root, confirm_new_secrets=lambda _path: True)
+    assert snapshot(root) == before, "configure wrote something although the input was bad"
+    assert not (root / "talos" / "clusterconfig").exists()
+    return info.value

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from configure_support import copy_demo, edit, line_of, snapshot
+from configure_support import copy_demo, edit, line_of, refused
 from taltasks.errors import InputError
 from taltasks.model.schematic import VANILLA_ID
 from taltasks.workflows.configure import configure
@@ -26,15 +26,6 @@ CLUSTER = Path("talos/patches/controller/cluster.yaml")
 @pytest.fixture
 def repo(tmp_path):
     return copy_demo(tmp_path / "repo", shipped=True)
-
-
-def refused(root: Path) -> InputError:
-    before = snapshot(root)
-    with pytest.raises(InputError) as info:
-        configure(root, confirm_new_secrets=lambda _path: True)
-    assert snapshot(root) == before, "configure wrote something although the input was bad"
-    assert not (root / "talos" / "clusterconfig").exists()
-    return info.value
 
 
 def text_of(err: InputError) -> str:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from configure_support import copy_demo, edit, line_of, snapshot
+from configure_support import copy_demo, edit, line_of, refused
 from taltasks.errors import InputError
 from taltasks.secrets import age
-from taltasks.workflows.configure import configure
 
 TALCONFIG = Path("talos/talconfig.yaml")
 
@@ -24,15 +23,6 @@ TALCONFIG = Path("talos/talconfig.yaml")
 @pytest.fixture
 def demo(tmp_path):
     return copy_demo(tmp_path / "repo")
-
-
-def refused(root: Path) -> InputError:
-    before = snapshot(root)
-    with pytest.raises(InputError) as info:
-        configure(root, confirm_new_secrets=lambda _path: True)
-    assert snapshot(root) == before, "configure wrote something although the input was bad"
-    assert not (root / "talos" / "clusterconfig").exists()
-    return info.value
 
 
 def located(err: InputError, file: str, line: int | None = None) -> None:

@@ -39,14 +39,11 @@ def get_field(raw: bytes, path: FieldPath, *, kind: str | None = None) -> Any:
     ``kind`` (None when absent)."""
     import yaml
 
+    from taltasks.machineconfig.docmap import lookup
+
     for doc in yaml.safe_load_all(raw.decode("utf-8")):
         if _is(doc, kind):
-            node: Any = doc
-            for key in path:
-                if not isinstance(node, dict):
-                    return None
-                node = node.get(key)
-            return node
+            return lookup(doc, path)
     return None
 
 
