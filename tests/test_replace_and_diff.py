@@ -119,3 +119,45 @@ def test_diff_config_masks_changed_secrets(cluster):
     [d] = diff_nodes(repo, node="worker-1")
     assert "-  token: <redacted sha256:" in d.diff and "+  token: <redacted sha256:" in d.diff
     assert "abcdef.0123456789abcdef" not in d.diff and original not in d.diff
+
+
+def test_diff_config_task_prints_settings_then_the_line_diff_on_request(cluster):
+    """`invoke talos.diff-config`: one summary per node and one line per meaningful change;
+    --unified adds the masked line diff, --json carries both, --exit-code fails on a difference."""
+    import json
+
+    from configure_support import run_invoke
+
+    repo, _ = cluster
+    edit(
+        repo / "talos" / "patches" / "global" / "machine-sysctls.yaml",
+        "sysctls:",
+        'sysctls:\n    vm.swappiness: "1"',
+    )
+    configure(repo, dry_run=False, emitter=Emitter())
+    plain = run_invoke("talos.diff-config", "--node", "worker-1", cwd=repo)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[:2] == [
+        "# worker-1: 1 real change",
+        "  added    v1alpha1 machine.sysctls.vm.swappiness: 1",
+    ]
+    assert "+++" not in plain.stdout
+    unified = run_invoke("talos.diff-config", "--node", "worker-1", "--unified", "--exit-code", cwd=repo)
+    assert (
+        unified.returncode != 0 and "1 node(s) differ from the generated config: worker-1" in unified.stderr
+    )
+    assert "+    vm.swappiness: '1'" in unified.stdout
+    data = json.loads(run_invoke("talos.diff-config", "--json", cwd=repo).stdout)
+    assert {d["node"] for d in data} == {"cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"}
+    assert all(
+        d["changes"]
+        == [
+            {
+                "what": "added",
+                "subject": "v1alpha1 machine.sysctls.vm.swappiness",
+                "detail": "1",
+                "reboot": None,
+            }
+        ]
+        for d in data
+    )
