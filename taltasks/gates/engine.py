@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taltasks import deadline as deadlines
 from taltasks.errors import OperationFailed
 from taltasks.events import NULL, Emitter
 from taltasks.gates.checks import Check, GateContext, short_error
@@ -316,7 +317,10 @@ class _Wait:
 
     def tick(self) -> list[GateStatus] | None:
         self.engine.ticks += 1
-        self.last = [self.engine.evaluate(s, self.ctx) for s in self.specs]
+        # every observation in this tick ends by the deadline that would fail the wait, so a
+        # node that stops answering (calls that never return) cannot carry it past that
+        with deadlines.until(self._tick_deadline()):
+            self.last = [self.engine.evaluate(s, self.ctx) for s in self.specs]
         self.errors_in_row = self.errors_in_row + 1 if any(s.source_error for s in self.last) else 0
         for status in self.last:
             if status.fatal:
@@ -330,6 +334,16 @@ class _Wait:
 
     def elapsed(self) -> float:
         return self.clock.monotonic() - self.started
+
+    def _tick_deadline(self) -> float | None:
+        """The earliest deadline of a gate not yet satisfied (every gate's on the first
+        tick), in ``time.monotonic()`` terms; None under an injected test clock."""
+        from taltasks.gates.clock import SystemClock
+
+        if not isinstance(self.clock, SystemClock):
+            return None
+        pending = [s.spec.id for s in self.last if not s.satisfied] or [s.id for s in self.specs]
+        return min(self.deadlines[i] for i in pending)
 
     def expired(self) -> bool:
         now = self.clock.monotonic()

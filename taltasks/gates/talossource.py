@@ -27,6 +27,9 @@ from taltasks.talos.client import TalosClient
 MACHINE_STATUS = "MachineStatuses.runtime.talos.dev"
 RECONNECT_DELAY = 0.2
 MAX_RECONNECT_DELAY = 2.0
+# a watch is reopened this often: a node that vanished behind a proxy sends nothing and
+# closes nothing, and only a deadline ends such a stream (the engine polls meanwhile)
+WATCH_RENEW = 300.0
 
 
 class TalosNodeUnreachable(ConnectionFailed):
@@ -149,7 +152,12 @@ class ApiTalosSource:
         while not self._stop.is_set():
             try:
                 for _ in self.client.watch(
-                    MACHINE_STATUS, "machine", namespace="runtime", node=node, bootstrap=True
+                    MACHINE_STATUS,
+                    "machine",
+                    namespace="runtime",
+                    node=node,
+                    bootstrap=True,
+                    timeout=WATCH_RENEW,
                 ):
                     if self._stop.is_set():
                         return

@@ -125,6 +125,7 @@ class TimeoutPolicy:
     # below Rook's 10-minute mon failover timer (health-gates.md §1.2)
     reboot: float = 540.0
     switchover: float = 300.0
+    snapshot: float = 600.0  # the etcd snapshot taken before the first control plane
 
 
 @dataclass(frozen=True)
@@ -367,13 +368,14 @@ def _stability(doc: YamlDoc) -> StabilityPolicy:
 
 
 def _timeouts(doc: YamlDoc) -> TimeoutPolicy:
-    s = _Section(doc, ("timeouts",), "timeouts", ("gate", "drain", "reboot", "switchover"))
+    s = _Section(doc, ("timeouts",), "timeouts", ("gate", "drain", "reboot", "switchover", "snapshot"))
     d = TimeoutPolicy()
     return TimeoutPolicy(
         gate=s.duration("gate", d.gate, positive=True),
         drain=s.duration("drain", d.drain, positive=True),
         reboot=s.duration("reboot", d.reboot, positive=True),
         switchover=s.duration("switchover", d.switchover, positive=True),
+        snapshot=s.duration("snapshot", d.snapshot, positive=True),
     )
 
 

@@ -86,6 +86,7 @@ TALOS_FAULTS = {
     "upgradeHangs": "upgrade_hangs",
     "criStalled": "cri_stalled",
     "timeUnsynced": "time_unsynced",
+    "vanished": "vanished",
 }
 VERSION = re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SIZE = re.compile(r"^(\d+)(Ki|Mi|Gi)?$")

@@ -9,6 +9,10 @@
 5. Done when, after the node went down, MachineStatus says running and ready **and** the
    boot id has changed. Anything else before the deadline is a failure naming what was
    last seen.
+
+The deadline covers everything, also a node that stops answering without closing its
+connections: every call and stream inside is cut to the time left
+(:mod:`taltasks.deadline`), so the wait ends on time even when no event ever comes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from taltasks import deadline as deadlines
 from taltasks.errors import OperationFailed
 from taltasks.talos.client import StreamInterrupted, TalosClient
 from taltasks.talos.results import ActionAck, MachineEvent, TalosCallError
@@ -55,14 +60,50 @@ def follow_reboot(
     """Run ``act`` (which must make ``node`` reboot) and wait until the node is back."""
     started = time.monotonic()
     deadline = started + timeout
-    stream = client.events(node=node, tail_events=0)
+    with deadlines.until(deadline):
+        return _follow(client, node, act, started, deadline, timeout, on_event, cancel, poll)
+
+
+def _follow(
+    client: TalosClient,
+    node: str,
+    act: Callable[[], ActionAck],
+    started: float,
+    deadline: float,
+    timeout: float,
+    on_event: Callable[[MachineEvent], None] | None,
+    cancel: threading.Event | None,
+    poll: float,
+) -> RebootOutcome:
+    def out_of_time(last: str) -> NodeDidNotReturn:
+        return NodeDidNotReturn(
+            f"did not come back running and ready within {timeout:.0f}s (last seen: {last})", where=node
+        )
+
+    try:
+        stream = client.events(node=node, tail_events=0)
+    except TalosCallError as exc:
+        if exc.code != "DEADLINE_EXCEEDED":
+            raise
+        raise out_of_time("no answer to the event stream: the node is not reachable") from None
     try:
         before = client.boot_id(node)
     except TalosCallError as exc:
+        if exc.code == "DEADLINE_EXCEEDED":
+            raise out_of_time("no answer to the boot id read: the node is not reachable") from None
         if exc.code != "PERMISSION_DENIED":
             raise
         before = ""  # talosctl skips the boot-id check when Read is not allowed
-    ack = act()
+    try:
+        ack = act()
+    except TalosCallError as exc:
+        if exc.code != "DEADLINE_EXCEEDED":
+            raise
+        raise NodeDidNotReturn(
+            f"did not answer the request within {timeout:.0f}s; whether it started is unknown",
+            where=node,
+            hint="the node stopped answering (power, network?): check it, then run the same command again",
+        ) from None
     seen: list[MachineEvent] = []
     went_down = False
     back = False
@@ -92,6 +133,10 @@ def follow_reboot(
                 went_down = True  # the stream ended: the node went away
         except StreamInterrupted:
             went_down = True
+        except TalosCallError as exc:
+            if exc.code != "DEADLINE_EXCEEDED":
+                raise
+            break  # the deadline passed while the stream was quiet
         if back or not _still_active(deadline, cancel):
             break
         stream = _reconnect(client, node, deadline, cancel, poll)
@@ -101,9 +146,7 @@ def follow_reboot(
     if cancel and cancel.is_set():
         raise KeyboardInterrupt
     if not back:
-        raise NodeDidNotReturn(
-            f"did not come back running and ready within {timeout:.0f}s (last seen: {last})", where=node
-        )
+        raise out_of_time(last)
     after = _wait_new_boot_id(client, node, before, deadline, poll)
     version = None
     for r in client.version([node]):

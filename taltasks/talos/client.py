@@ -4,9 +4,12 @@ Targeting (talos-api.md §8): ``nodes=[...]`` sends one ``nodes`` metadata entry
 (never comma-joined) and returns one :class:`NodeResult` per node, in reply order, each
 with that node's value or error. ``node="x"`` sends ``node`` (one-to-one) and returns the
 value or raises :class:`TalosCallError`. Neither means "the endpoint itself". Every call
-has a deadline; idempotent reads retry on UNAVAILABLE with tenacity; streams (events,
-logs, dmesg, kubeconfig, snapshot) are iterators that raise :class:`StreamInterrupted`
-when a node goes away mid-stream, so callers can reconnect.
+has a deadline, and none outlives the deadline of the wait it is made in
+(:mod:`taltasks.deadline`); idempotent reads retry on UNAVAILABLE with tenacity; streams
+(events, logs, dmesg, kubeconfig, snapshot) are iterators that raise
+:class:`StreamInterrupted` when a node goes away mid-stream, so callers can reconnect.
+Long streams (events, COSI watches, snapshots, followed logs) run with keepalive
+(:mod:`taltasks.talos.keepalive`) and end by their ``timeout`` or the wait's deadline.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ T = TypeVar("T")
 
 READ_TIMEOUT = 30.0
 UPGRADE_TIMEOUT = 15 * 60.0  # Upgrade replies after pulling the installer image
-STREAM_TIMEOUT = 60 * 60.0
+SNAPSHOT_TIMEOUT = 10 * 60.0  # a whole etcd snapshot stream
 
 
 class StreamInterrupted(OperationFailed):
@@ -269,12 +272,15 @@ class TalosClient:
         method: str,
         request: Any,
         metadata: list[tuple[str, str]],
-        timeout: float,
+        timeout: float | None,
         target: str | None,
         kind: str = "machine",
+        *,
+        live: bool = False,
     ) -> Iterator[Any]:
         """Open a server stream now (the first item has arrived when this returns) and
-        return an iterator over the rest; gRPC errors become our errors."""
+        return an iterator over the rest; gRPC errors become our errors. ``timeout`` None:
+        no bound but the wait's deadline; ``live``: a long stream (keepalive channel)."""
         import grpc
 
         metadata = [*metadata, *self.call_metadata]
@@ -284,7 +290,7 @@ class TalosClient:
             return getattr(self._stub(channel, kind), method)(request, metadata=metadata, timeout=timeout)
 
         try:
-            it = self.transport.stream(open_stream)
+            it = self.transport.stream(open_stream, live=live)
         except grpc.RpcError as exc:
             raise self._stream_error(method, exc, target) from None
         return self._translate(method, it, target)
@@ -564,16 +570,17 @@ class TalosClient:
         tail_events: int = 0,
         tail_id: str = "",
         actor_id: str = "",
-        timeout: float = STREAM_TIMEOUT,
+        timeout: float | None = None,
     ) -> Iterator[MachineEvent]:
         """Decoded machine events, the empty "hello" event skipped. The stream is open (the
         node has started buffering for us) when this returns, so an action started right
-        after cannot slip its events past the caller."""
+        after cannot slip its events past the caller. It ends after ``timeout`` seconds or
+        at the deadline of the wait it is opened in (DEADLINE_EXCEEDED), whichever is first."""
         from taltasks.talos.api import machine_pb2 as m
 
         req = m.EventsRequest(tail_events=tail_events, tail_id=tail_id, with_actor_id=actor_id)
         meta = [("node", node)] if node else []
-        return self._decode_events(self._stream("Events", req, meta, timeout, node), node)
+        return self._decode_events(self._stream("Events", req, meta, timeout, node, live=True), node)
 
     def _decode_events(self, stream: Iterator[Any], node: str | None) -> Iterator[MachineEvent]:
         from google.protobuf.json_format import MessageToDict
@@ -621,8 +628,9 @@ class TalosClient:
         follow: bool = False,
         tail_lines: int = -1,
         kubernetes: bool = False,
-        timeout: float = STREAM_TIMEOUT,
+        timeout: float | None = None,
     ) -> Iterator[bytes]:
+        """A service's log; ``follow`` keeps reading until stopped (or ``timeout``)."""
         from taltasks.talos.api import machine_pb2 as m
 
         req = m.LogsRequest(
@@ -633,7 +641,8 @@ class TalosClient:
             tail_lines=tail_lines,
         )
         meta = [("node", node)] if node else []
-        for d in self._stream("Logs", req, meta, timeout, node):
+        bound = timeout if timeout is not None or follow else READ_TIMEOUT
+        for d in self._stream("Logs", req, meta, bound, node, live=follow):
             yield d.bytes
 
     def dmesg(
@@ -642,12 +651,15 @@ class TalosClient:
         node: str | None = None,
         follow: bool = False,
         tail: bool = False,
-        timeout: float = STREAM_TIMEOUT,
+        timeout: float | None = None,
     ) -> Iterator[bytes]:
+        """The kernel log; ``follow`` keeps reading until stopped (or ``timeout``)."""
         from taltasks.talos.api import machine_pb2 as m
 
         meta = [("node", node)] if node else []
-        for d in self._stream("Dmesg", m.DmesgRequest(follow=follow, tail=tail), meta, timeout, node):
+        bound = timeout if timeout is not None or follow else READ_TIMEOUT
+        req = m.DmesgRequest(follow=follow, tail=tail)
+        for d in self._stream("Dmesg", req, meta, bound, node, live=follow):
             yield d.bytes
 
     def kubeconfig(self, *, node: str | None = None, timeout: float = READ_TIMEOUT) -> str:
@@ -672,9 +684,11 @@ class TalosClient:
         *,
         node: str | None = None,
         progress: Callable[[int], None] | None = None,
-        timeout: float = STREAM_TIMEOUT,
+        timeout: float = SNAPSHOT_TIMEOUT,
     ) -> SnapshotResult:
-        """Stream the etcd database into ``path`` (written via a temp file, then renamed)."""
+        """Stream the etcd database into ``path`` (written via a temp file, then renamed).
+        The whole stream must finish within ``timeout`` (and the wait's deadline): a node
+        that stops sending fails it then, naming how much had arrived."""
         from taltasks.talos.api import machine_pb2 as m
 
         target = Path(path)
@@ -683,14 +697,29 @@ class TalosClient:
         digest = hashlib.sha256()
         size = 0
         meta = [("node", node)] if node else []
+        bound = deadlines.clip(timeout)
         try:
             with open(tmp, "wb") as f:
-                for d in self._stream("EtcdSnapshot", m.EtcdSnapshotRequest(), meta, timeout, node):
-                    f.write(d.bytes)
-                    digest.update(d.bytes)
-                    size += len(d.bytes)
-                    if progress:
-                        progress(size)
+                try:
+                    stream = self._stream(
+                        "EtcdSnapshot", m.EtcdSnapshotRequest(), meta, bound, node, live=True
+                    )
+                    for d in stream:
+                        f.write(d.bytes)
+                        digest.update(d.bytes)
+                        size += len(d.bytes)
+                        if progress:
+                            progress(size)
+                except TalosCallError as exc:
+                    if exc.code != "DEADLINE_EXCEEDED":
+                        raise
+                    raise OperationFailed(
+                        f"etcd snapshot did not finish within {bound:g}s ({size} bytes received); "
+                        "the partial file was removed",
+                        where=node or self.transport.endpoint_host(),
+                        hint="the node stopped sending (down or unreachable?): take the snapshot from another "
+                        "control plane, or allow more time",
+                    ) from None
                 f.flush()
                 os.fsync(f.fileno())
             if size == 0:
@@ -802,9 +831,10 @@ class TalosClient:
         namespace: str | None = None,
         node: str | None = None,
         bootstrap: bool = False,
-        timeout: float = STREAM_TIMEOUT,
+        timeout: float | None = None,
     ) -> Iterator[WatchEvent]:
-        """COSI watch; the server's empty "watch is ready" message is skipped."""
+        """COSI watch; the server's empty "watch is ready" message is skipped. Ends after
+        ``timeout`` or at the deadline of the wait it is opened in, whichever is first."""
         from taltasks.talos.api import cosi_resource_pb2 as c
 
         ns = namespace or self._default_namespace(type_, node)
@@ -815,7 +845,7 @@ class TalosClient:
             req.id = id_
         meta = [("node", node)] if node else []
         names = {v: k for k, v in c.EventType.items()}
-        for resp in self._stream("Watch", req, meta, timeout, node, kind="cosi"):
+        for resp in self._stream("Watch", req, meta, timeout, node, kind="cosi", live=True):
             for e in resp.event:
                 yield WatchEvent(
                     names.get(e.event_type, str(e.event_type)),

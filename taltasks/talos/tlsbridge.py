@@ -66,15 +66,24 @@ async def _pump(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     on_end: Callable[[BaseException | None, int], None] | None = None,
+    gate: asyncio.Event | None = None,
 ) -> None:
     """Copy ``reader`` to ``writer``. When ``reader`` ends, ``on_end`` hears how (the read
-    error, or None for end of stream) and how many bytes had arrived before."""
+    error, or None for end of stream) and how many bytes had arrived before. While ``gate``
+    is clear nothing moves (and nothing is closed)."""
     received = 0
     error: BaseException | None = None
     ended = False  # the reader ended by itself (not cancelled because the other side closed)
     try:
-        while data := await reader.read(CHUNK):
+        while True:
+            if gate is not None:
+                await gate.wait()
+            data = await reader.read(CHUNK)
+            if not data:
+                break
             received += len(data)
+            if gate is not None:
+                await gate.wait()
             writer.write(data)
             await writer.drain()
         ended = True
@@ -91,9 +100,13 @@ async def _splice(
     a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     on_b_end: Callable[[BaseException | None, int], None] | None = None,
+    gate: asyncio.Event | None = None,
 ) -> None:
-    """Copy bytes both ways until either side closes, then close both."""
-    tasks = [asyncio.ensure_future(_pump(a[0], b[1])), asyncio.ensure_future(_pump(b[0], a[1], on_b_end))]
+    """Copy bytes both ways until either side closes, then close both (``gate``: see _pump)."""
+    tasks = [
+        asyncio.ensure_future(_pump(a[0], b[1], gate=gate)),
+        asyncio.ensure_future(_pump(b[0], a[1], on_b_end, gate)),
+    ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -238,6 +251,11 @@ class TlsFront:
     identity; a grpcio handler finds it from ``context.peer()`` (``ipv4:127.0.0.1:<port>``).
     ``context`` is bound when listening starts: a node that changes identity (maintenance
     mode → configured) does so across a reboot, i.e. ``stop()``, new context, ``start()``.
+
+    :meth:`hold` makes the node vanish the way a powered-off or partitioned machine does:
+    open connections stay open but carry nothing either way, and new connections are
+    accepted by the kernel but never answered (no TLS handshake). :meth:`release` lets
+    everything flow again, like a healed network.
     """
 
     def __init__(
@@ -256,19 +274,77 @@ class TlsFront:
         self.on_connect = on_connect
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._held = False
+        self._silent: asyncio.base_events.Server | None = None  # listener while held
+        self._silent_conns: set[asyncio.StreamWriter] = set()
 
     @property
     def listening(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self._silent is not None
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def start(self) -> None:
         async def start() -> None:
-            if self._server is None:
+            if self._held:
+                await self._listen_silently()
+            elif self._server is None:
                 self._server = await asyncio.start_server(
                     self._handle, self.host, self.port, ssl=self.context, reuse_address=True
                 )
 
         run_in_loop(start())
+
+    async def _listen_silently(self) -> None:
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._silent_conns.add(writer)  # kept open, never read, never answered
+
+        if self._silent is None:
+            self._silent = await asyncio.start_server(swallow, self.host, self.port, reuse_address=True)
+
+    async def _close_silent(self) -> None:
+        if self._silent is not None:
+            self._silent.close()
+            self._silent = None
+        for w in list(self._silent_conns):
+            w.transport.abort()
+        self._silent_conns.clear()
+
+    def hold(self) -> None:
+        """Vanish: stop moving bytes on open connections and answer no new ones."""
+
+        async def hold() -> None:
+            if self._held:
+                return
+            self._held = True
+            self._flowing.clear()
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+                await self._listen_silently()
+
+        run_in_loop(hold())
+
+    def release(self) -> None:
+        """Come back: held connections flow again and new ones are served."""
+
+        async def release() -> None:
+            if not self._held:
+                return
+            self._held = False
+            listening = self._silent is not None
+            await self._close_silent()
+            self._flowing.set()
+            if listening:
+                self._server = await asyncio.start_server(
+                    self._handle, self.host, self.port, ssl=self.context, reuse_address=True
+                )
+
+        run_in_loop(release())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sslobj = writer.get_extra_info("ssl_object")
@@ -293,7 +369,7 @@ class TlsFront:
         if self.on_connect:
             self.on_connect(identity)
         try:
-            await _splice((reader, writer), (b_reader, b_writer))
+            await _splice((reader, writer), (b_reader, b_writer), gate=self._flowing)
         finally:
             self._conns.discard(writer)
             self.identities.pop(local_port, None)
@@ -305,10 +381,12 @@ class TlsFront:
             if self._server is not None:
                 self._server.close()
                 self._server = None
+            await self._close_silent()
             if drop_connections:
                 for w in list(self._conns):
                     w.transport.abort()
                 self._conns.clear()
+                self._flowing.set()  # held pumps wake up to find their connections gone
 
         run_in_loop(stop())
 

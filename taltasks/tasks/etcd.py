@@ -109,10 +109,21 @@ def _control_planes(tc) -> list[str]:
         **TALOS_HELP,
         "path": "file to write the snapshot to",
         "node": "control plane to stream from (default: a healthy follower)",
+        "timeout": "seconds the whole snapshot may take (default: 600)",
     },
     iterable=ITERABLE,
 )
-def snapshot(c, path, node=None, talosconfig=None, context=None, endpoints=None, nodes=None, json=False):
+def snapshot(
+    c,
+    path,
+    node=None,
+    timeout=600,
+    talosconfig=None,
+    context=None,
+    endpoints=None,
+    nodes=None,
+    json=False,
+):
     """Stream an etcd snapshot to PATH (via a temp file, fsync'd, with its sha256)."""
     import json as jsonlib
     from pathlib import Path
@@ -122,7 +133,7 @@ def snapshot(c, path, node=None, talosconfig=None, context=None, endpoints=None,
 
     with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
         source = resolve(tc, node).ip if node else wf.pick_snapshot_source(wf.survey(tc, _control_planes(tc)))
-        result = wf.snapshot(tc, Path(path), source, emitter)
+        result = wf.snapshot(tc, Path(path), source, emitter, timeout=float(timeout))
     if json:
         print(
             jsonlib.dumps({"path": result.path, "size": result.size, "sha256": result.sha256, "node": source})

@@ -160,9 +160,11 @@ def snapshot(
     node: str,
     emitter: Emitter = NULL,
     progress: Callable[[int], None] | None = None,
+    *,
+    timeout: float = 600.0,
 ) -> SnapshotResult:
     with emitter.step("etcd.snapshot", f"etcd snapshot from {node} to {path}", node=node):
-        result = client.etcd_snapshot(path, node=node, progress=progress)
+        result = client.etcd_snapshot(path, node=node, progress=progress, timeout=timeout)
     emitter.emit(
         "info",
         f"snapshot {result.path}: {result.size} bytes, sha256 {result.sha256}",

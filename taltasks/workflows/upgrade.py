@@ -475,7 +475,7 @@ class _Run:
         source = wf.pick_snapshot_source(wf.survey(client, [n.ip for n in self.cluster.control_planes]))
         path = self.root / SNAPSHOTS / f"etcd-{self.journal.state().run}.db"
         with self._step(host, "snapshot", f"etcd snapshot from {source} to {path}", source=source):
-            result = client.etcd_snapshot(path, node=source)
+            result = client.etcd_snapshot(path, node=source, timeout=self.policy.timeouts.snapshot)
         self.journal.note("etcd snapshot", path=result.path, size=result.size, sha256=result.sha256)
         self.emitter.emit(
             "info",

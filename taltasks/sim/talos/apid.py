@@ -121,6 +121,12 @@ class Apid:
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),
+                # apid polices keepalive pings with grpc-go's defaults (it sets no policy): a
+                # ping < 5 min after the last one with no server traffic between is a strike,
+                # the third closes the connection (GOAWAY too_many_pings)
+                ("grpc.http2.min_ping_interval_without_data_ms", 5 * 60 * 1000),
+                ("grpc.http2.max_ping_strikes", 2),
+                ("grpc.keepalive_permit_without_calls", 0),
             ],
         )
         handlers = {}
@@ -210,7 +216,11 @@ class Apid:
             )
         if not method.cosi:  # COSI stays readable in maintenance mode (non-sensitive types only)
             machined.check_maintenance(node, method.name, call)
-        return method.handler(node, request, call)
+        if node.faults.vanished and not node.hold_while_vanished(call.is_active):
+            # a vanished node never answers: the caller's deadline ends the call
+            raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+        result = method.handler(node, request, call)
+        return _while_present(node, result, call) if method.streaming else result
 
     def _error_element(self, cls: type, target: str, code: grpc.StatusCode, message: str) -> Any:
         status = status_pb2.Status(code=code.value[0], message=message)
@@ -319,6 +329,14 @@ class Apid:
             roles=sorted(roles),
             code=code,
         )
+
+
+def _while_present(node: SimNode, items: Iterator[Any], call: Call) -> Iterator[Any]:
+    """A stream from ``node`` that goes quiet (without ending) while the node is vanished."""
+    for item in items:
+        if node.faults.vanished and not node.hold_while_vanished(call.is_active):
+            return
+        yield item
 
 
 def _has_port(target: str) -> bool:

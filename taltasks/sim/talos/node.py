@@ -79,6 +79,7 @@ class NodeFaults:
     upgrade_hangs: bool = False  # the Upgrade call itself never replies (pull hangs)
     cri_stalled: bool = False  # CRI does not come up: Bootstrap refused "not available yet"
     time_unsynced: bool = False  # the clock never syncs: Bootstrap refused "time is not in sync yet"
+    vanished: bool = False  # power loss / partition: answers nothing, closes nothing (until cleared)
 
     def as_dict(self) -> dict[str, bool]:
         return dict(self.__dict__)
@@ -206,6 +207,8 @@ class SimNode:
             return
         ctx = self._tls_context()
         self._front = self.cluster.make_front(self, ctx)
+        if self.faults.vanished:
+            self._front.hold()  # listens, but answers nothing
         self._front.start()
         self.reachable = True
 
@@ -525,6 +528,11 @@ class SimNode:
         self.record("talos.fault", faults=self.faults.as_dict())
         if "time_unsynced" in changes or "cri_stalled" in changes:
             self.startup.fault_changed()
+        if "vanished" in changes:
+            if self.faults.vanished:
+                self._vanish()
+            else:
+                self._reappear()
         if "unreachable" in changes:
             if self.faults.unreachable and self.reachable:
                 self._unlisten()
@@ -541,6 +549,40 @@ class SimNode:
                 if member.fault_unhealthy and self.cluster.etcd.leader == member.id:
                     self.cluster.etcd.forfeit(self.hostname)
             self.cluster.refresh_etcd_services()
+
+    def _vanish(self) -> None:
+        """Power loss or a partition: the machine stops answering, but no connection is
+        closed — open streams go quiet, new connections are never answered, and calls
+        proxied to it through another node hang until their callers give up. Its etcd
+        member and its Kubernetes Node lose it as they would."""
+        if self._front is not None:
+            self._front.hold()
+        self.record("talos.vanished", stage=self.stage.text)
+        if self.control_plane and self.cluster.etcd.by_hostname(self.hostname) is not None:
+            self.cluster.etcd.set_up(self.hostname, False)
+            self.cluster.refresh_etcd_services()
+        if self.stage == Stage.RUNNING:
+            self.notify("down")
+
+    def _reappear(self) -> None:
+        """The partition heals (or power returns to the same boot): everything flows again."""
+        if self._front is not None:
+            self._front.release()
+        self.record("talos.reappeared", stage=self.stage.text)
+        if self.stage != Stage.RUNNING:
+            return  # it went down meanwhile: its boot brings it back
+        if self.control_plane and self.cluster.etcd.by_hostname(self.hostname) is not None:
+            self.cluster.etcd.set_up(self.hostname, True)
+            self.cluster.refresh_etcd_services()
+        self.notify("up")
+
+    def hold_while_vanished(self, alive: Callable[[], bool]) -> bool:
+        """Block a call proxied to this node while it is vanished; True when it is back
+        and ``alive()`` still holds (the caller has not given up)."""
+        with self._fault_changed:
+            while self.faults.vanished and alive() and not self.cluster.stopping.is_set():
+                self._fault_changed.wait(0.1)
+        return not self.faults.vanished and alive()
 
     def replace_hardware(self, version: str | None = None) -> None:
         """The machine at this address is swapped for a new one that boots the installer ISO
