@@ -122,6 +122,22 @@ def test_a_jump_over_a_minor_is_refused_and_the_plan_shows_the_path(cluster):
     assert all([h["version"] for h in r["path"]] == ["v1.11.6", "v1.12.11", "v1.13.9"] for r in rows)
 
 
+def test_upgrade_refused_while_the_configs_do_not_validate_for_the_target(cluster):
+    """A patch the target's contract refuses stops upgrade-all before any node is touched,
+    naming the patch's line (here 1.12: a static hostname in v1alpha1 and HostnameConfig)."""
+    sysctls = cluster.repo / "talos" / "patches" / "global" / "machine-sysctls.yaml"
+    original = sysctls.read_text()
+    sysctls.write_text(original + "  network:\n    hostname: static-name\n")
+    try:
+        result, writes = invoke(cluster, "talos.upgrade-all")
+    finally:
+        sysctls.write_text(original)
+    assert result.returncode == 2, result.stderr
+    assert f"talos/patches/global/machine-sysctls.yaml:{original.count(chr(10)) + 2}" in result.stderr
+    assert "HostnameConfig" in result.stderr
+    assert writes == []
+
+
 def test_plan_json_shows_factory_installers_for_1_14_nodes(cluster):
     """From Talos 1.14 every installer is an Image Factory image: the empty schematic's for
     the control planes, the workers' own schematic; never ghcr.io/siderolabs/installer."""

@@ -80,12 +80,23 @@ def _upgrade(root, only, dry_run, force, allow_downgrade, talosconfig, kubeconfi
         command=command_name,
     )
     select_nodes(cluster, options.only)  # unknown names fail before any connection
+    _configs_validate(path, cluster)
     reporter, emitter = _emitter(json, plan_table=not dry_run)
     with reporter, talos_client(path, talosconfig) as talos, _kube(path, kubeconfig) as kube:
         result = run_upgrade(path, cluster, policy, talos, kube, options, emitter=emitter)
     if dry_run and not json:
         print_rows(result.plan.rows(), PLAN_COLUMNS)
         print(f"(dry run) {result.plan.summary()}; nothing was changed", file=sys.stderr)
+
+
+def _configs_validate(path, cluster) -> None:
+    """Upgrade only with a repository whose configs validate for each node's target Talos
+    (what ``configure`` would write, rendered in memory): after a Renovate bump to a new
+    minor, a patch the new contract refuses stops the run here, with its file:line, before
+    any node is touched — not after half the cluster moved."""
+    from taltasks.workflows.configure import plan_configure
+
+    plan_configure(path, allow_new_secrets=False, cluster=cluster)
 
 
 @command(
