@@ -108,8 +108,14 @@ class YamlDoc:
 
 
 def _yaml():
-    from ruamel.yaml import YAML
+    import warnings
 
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import ReusedAnchorWarning
+
+    # YAML allows an anchor to be defined again (an alias means the latest one), and Go's
+    # yaml.v3 — which Talos and talhelper read with — accepts it silently; so do we
+    warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
     y = YAML(typ="rt")
     y.preserve_quotes = False
     return y

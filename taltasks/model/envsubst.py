@@ -3,37 +3,87 @@
 talhelper runs the whole talconfig.yaml (and ``@file`` patches) through an envsubst in
 "restricted" mode before parsing it:
 
-* comments are stripped first with a line-based rule (so a ``${X}`` inside a comment does
-  not need to be set), and stripping keeps the line count, so file:line stays true;
+* YAML comments are dropped first (talhelper re-encodes the YAML without them; we blank
+  them in place with YAML's own rule — a ``#`` that starts a line or follows whitespace,
+  outside quoted and block scalars — so every line stays where it was and file:line stays
+  true), so a ``${X}`` inside a comment does not need to be set;
 * ``${NAME}`` **and** ``$NAME`` are variables; ``$$`` is a literal ``$`` — which is why
   ``$patch: delete`` must be written ``$$patch: delete`` in these files;
 * an unset or empty variable is an error, unless a bash default form supplies a value:
   ``${V:-d}``, ``${V-d}``, ``${V:=d}``, ``${V=d}``, ``${V:+a}``, ``${V+a}``;
-* variables come from ``talenv.yaml`` (``KEY: value`` lines, dotenv style), which win over
-  the process environment, as talhelper exports them with ``os.Setenv``.
+* variables come from the talenv files (``KEY: value`` lines, dotenv style), which win over
+  the process environment, as talhelper exports them with ``os.Setenv``. Any of them may
+  be SOPS-encrypted — talhelper decides by content, not by name, and so do we.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from taltasks.errors import InputError
 
-# talhelper's comment rule: a '#' and the character before it up to the end of the line go,
-# unless that character is a quote followed later by a quote, or a letter/digit 1-9.
-_COMMENT = re.compile(r".?#.*\n")
-_KEEP = re.compile(r"^['\"].+['\"]|^[a-zA-Z1-9]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS = (":-", ":=", ":+", "-", "=", "+")
+_BLOCK_HEADER = re.compile(r"[|>][-+0-9]*\s*$")
+_SCALAR_START = re.compile(r"(?:^|[\[{,]|[-:?])\s*$")
 
 
 def strip_comments(text: str) -> str:
-    """Drop YAML comments the way talhelper does; every line stays where it was."""
-    return _COMMENT.sub(lambda m: m[0] if _KEEP.match(m[0]) else "\n", text)
+    """Blank YAML comments; every line stays where it was.
+
+    A ``#`` starts a comment at the start of a line or after whitespace, outside quoted
+    scalars (``'…'`` and ``"…"``, which may span lines) and outside block scalars
+    (``|``/``>`` and the more-indented lines that follow)."""
+    out: list[str] = []
+    quote = ""  # the open quote character while inside a quoted scalar
+    block_indent: int | None = None  # indentation of the key owning an open block scalar
+    for line in text.split("\n"):
+        if block_indent is not None:
+            stripped = line.strip()
+            indent = len(line) - len(line.lstrip(" "))
+            if not stripped or indent > block_indent:
+                out.append(line)
+                continue
+            block_indent = None
+        kept, quote = _strip_line(line, quote)
+        out.append(kept)
+        if not quote and _BLOCK_HEADER.search(kept.rstrip()) and _opens_block(kept):
+            block_indent = len(line) - len(line.lstrip(" "))
+    return "\n".join(out)
+
+
+def _opens_block(line: str) -> bool:
+    """True when the ``|``/``>`` ending ``line`` is a block scalar indicator (not text)."""
+    body = line.rstrip()
+    head = body[: _BLOCK_HEADER.search(body).start()]  # type: ignore[union-attr]
+    return bool(_SCALAR_START.search(head)) or not head.strip()
+
+
+def _strip_line(line: str, quote: str) -> tuple[str, str]:
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if quote:
+            if quote == '"' and c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                if quote == "'" and i + 1 < n and line[i + 1] == "'":
+                    i += 2
+                    continue
+                quote = ""
+            i += 1
+            continue
+        if c == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip(" \t"), ""
+        if c in "'\"" and _SCALAR_START.search(line[:i]):
+            quote = c
+        i += 1
+    return line, quote
 
 
 @dataclass(frozen=True)
@@ -115,10 +165,28 @@ def _expand(body: str, env: Mapping[str, str], line: int, raw: str) -> str:
 # ---- talenv.yaml (dotenv syntax, as godotenv reads it) ----------------------------------------
 
 
-def parse_env_file(text: str, display: str) -> dict[str, str]:
+_GODOTENV_VAR = re.compile(r"(\\)?\$(?:\{([A-Z0-9_]+)\}|([A-Z0-9_]+))")
+
+
+def parse_env_file(text: str, display: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """``KEY: value`` / ``KEY=value`` lines; ``#`` comments, ``---`` separators, optional
-    ``export``, single or double quotes. A line that is none of these is an error at its line."""
+    ``export``, single or double quotes. A line that is none of these is an error at its line.
+
+    As godotenv does, ``${NAME}``/``$NAME`` (upper-case names) inside an unquoted or
+    double-quoted value expand from the keys above it, then from ``environ`` (an unknown
+    name expands to nothing); ``\\$`` keeps a literal ``$``."""
     values: dict[str, str] = {}
+    outer = environ or {}
+
+    def expand(value: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            if m[1]:
+                return m[0][1:]
+            name = m[2] or m[3]
+            return values.get(name, outer.get(name, ""))
+
+        return _GODOTENV_VAR.sub(one, value)
+
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#") or line == "---":
@@ -142,10 +210,10 @@ def parse_env_file(text: str, display: str) -> dict[str, str]:
                 raise InputError(f"unterminated quote in the value of {key}", where=f"{display}:{number}")
             inner = value[1:end]
             if quote == '"':
-                inner = inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+                inner = expand(inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\"))
             value = inner
         else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+            value = expand(re.split(r"\s+#", value, maxsplit=1)[0].strip())
         values[key] = value
     return values
 
@@ -161,9 +229,14 @@ class Environment:
     sources: dict[str, str]  # variable -> "file:line"-ish origin, for messages
 
     @classmethod
-    def load(cls, directory: Path, display_dir: str = "talos", *, decrypt=None) -> Environment:
-        """Read the talenv files present in ``directory``. ``decrypt(path) -> str`` opens
-        ``*.sops.*`` files; without it they are an error (they need the age key)."""
+    def load(
+        cls, directory: Path, display_dir: str = "talos", *, read: Callable[[Path, str], str] | None = None
+    ) -> Environment:
+        """Read the talenv files present in ``directory``, in talhelper's order.
+
+        ``read(path, shown)`` returns a file's text, decrypting it when it is
+        SOPS-encrypted (by content, whatever its name). Without it an encrypted file is an
+        error, since reading it needs the age key."""
         values = dict(os.environ)
         sources = {k: "environment" for k in values}
         for name in ENV_FILES:
@@ -171,13 +244,15 @@ class Environment:
             if not path.exists():
                 continue
             shown = f"{display_dir}/{name}"
-            if ".sops." in name:
-                if decrypt is None:
-                    raise InputError("encrypted env file needs the age key to be read", where=shown)
-                text = decrypt(path)
+            if read is not None:
+                text = read(path, shown)
             else:
                 text = path.read_text(encoding="utf-8")
-            for key, value in parse_env_file(text, shown).items():
+                from taltasks.secrets.bycontent import is_encrypted
+
+                if is_encrypted(text):
+                    raise InputError("encrypted env file needs the age key to be read", where=shown)
+            for key, value in parse_env_file(text, shown, values).items():
                 values[key] = value
                 sources[key] = shown
         return cls(values, sources)
