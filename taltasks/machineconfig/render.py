@@ -32,12 +32,19 @@ from taltasks.machineconfig.encode import dump_documents
 from taltasks.machineconfig.generate import CONTROL_PLANE_ROLE, GenInput, base_documents, unattended_install
 from taltasks.machineconfig.keyorder import V1ALPHA1, canonical_order, insert_document, reorder
 from taltasks.machineconfig.merge import doc_id
+from taltasks.machineconfig.nodedocs import (
+    extra_manifest_documents,
+    node_patch,
+    render_label_templates,
+    rendered_patch_ref,
+)
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
 from taltasks.machineconfig.validate import (
     Findings,
     FindingsError,
+    InPatch,
     Mode,
     Origins,
     Written,
@@ -125,18 +132,32 @@ class Renderer:
             _node_overrides(docs, node, contract)
             if origins is not None:
                 _record_node_fields(origins, docs, node)
-            if contract.multi_document:
-                docs = apply_patch(docs, _multidoc_patch(node), node=node.hostname, origins=origins)
-            for ref in (*node.patches, *self.cluster.patches):
-                parsed = self.patch(ref, contract)
-                if parsed is not None:
-                    docs = apply_patch(
-                        docs,
-                        parsed,
-                        node=node.hostname,
-                        origins=origins,
-                        elsewhere=self.other_role_documents(node.role, contract),
-                    )
+            if self.cluster.inline_manifests:
+                docs[0]["cluster"]["inlineManifests"] = [dict(m) for m in self.cluster.inline_manifests]
+            env = self.cluster.env
+            render_label_templates(docs, node, env)
+            extra = node_patch(node, contract)
+            if extra is not None:
+                docs = apply_patch(docs, extra, node=node.hostname, origins=origins)
+            # talhelper renders every template of a patch list against the config as it
+            # stands before that list: node patches, then global patches
+            for refs in (node.patches, self.cluster.patches):
+                for ref in [rendered_patch_ref(ref, docs, env) for ref in refs]:
+                    parsed = self.patch(ref, contract)
+                    if parsed is not None:
+                        docs = apply_patch(
+                            docs,
+                            parsed,
+                            node=node.hostname,
+                            origins=origins,
+                            elsewhere=self.other_role_documents(node.role, contract),
+                        )
+            for ref in node.extra_manifests:  # appended whole, as talhelper does
+                manifest = extra_manifest_documents(ref, docs, env)
+                for i, doc in enumerate(manifest.documents if manifest else ()):
+                    docs.append(doc)
+                    if origins is not None and manifest is not None:
+                        origins.record(doc_id(doc), (), InPatch(manifest, manifest.raw_index(i), ()))
             canonical_order(docs)
         except FindingsError:
             raise  # located and complete already (a patch's own problems are not the node's)
@@ -190,8 +211,13 @@ def _node_overrides(docs: list[dict[str, Any]], node: Node, contract: VersionCon
             network["nameservers"] = list(node.nameservers)
         if node.disable_search_domain:
             network["disableSearchDomain"] = True
-    if node.network_interfaces:
+    if node.network_interfaces and not contract.multi_document:
+        # from 1.12 they are network documents (nodedocs.node_patch), as talhelper 3.1+ writes
         machine.setdefault("network", {})["interfaces"] = copy.deepcopy(list(node.network_interfaces))
+    if node.machine_disks:
+        machine["disks"] = copy.deepcopy(list(node.machine_disks))
+    if node.machine_files:
+        machine["files"] = copy.deepcopy(list(node.machine_files))
     if node.kernel_modules and contract.multidoc_kernel_module_config:
         for module in node.kernel_modules:  # one KernelModuleConfig per module (1.14)
             doc = {"apiVersion": "v1alpha1", "kind": "KernelModuleConfig", "name": str(module["name"])}
@@ -236,10 +262,10 @@ def _install_overrides(docs: list[dict[str, Any]], node: Node, contract: Version
         insert_document(docs, unattended_install(None, node.installer_image, selector=match))
         return
     install = machine.setdefault("install", {})
+    if node.install_disk_selector:  # talhelper writes both when both are set (the disk wins)
+        _put_first(install, "diskSelector", copy.deepcopy(node.install_disk_selector))
     if node.install_disk:
         _put_first(install, "disk", node.install_disk)
-    elif node.install_disk_selector:
-        _put_first(install, "diskSelector", copy.deepcopy(node.install_disk_selector))
     if node.installer_image:
         install["image"] = node.installer_image
     kargs = ((node.schematic or {}).get("customization") or {}).get("extraKernelArgs") or []
@@ -299,24 +325,6 @@ def _record_node_fields(origins: Origins, docs: list[dict[str, Any]], node: Node
                 value = value.get(key) if isinstance(value, dict) else None
             if value is not None and doc is not None:
                 origins.record(doc_id(doc), path, Written(where, derived=True))
-
-
-def _multidoc_patch(node: Node) -> Patch:
-    docs: list[dict[str, Any]] = []
-    if node.ignore_hostname:
-        docs.append({"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "stable"})
-    else:
-        docs.append(
-            {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": node.hostname, "auto": "off"}
-        )
-    if node.nameservers or node.disable_search_domain:
-        resolver: dict[str, Any] = {"apiVersion": "v1alpha1", "kind": "ResolverConfig"}
-        if node.nameservers:
-            resolver["nameservers"] = [{"address": ns} for ns in node.nameservers]
-        if node.disable_search_domain:
-            resolver["searchDomains"] = {"disableDefault": True}
-        docs.append(resolver)
-    return Patch(source=node.where, documents=docs)
 
 
 def _put_first(mapping: dict[str, Any], key: str, value: Any) -> None:

@@ -29,6 +29,20 @@ class PatchRef:
     text: str
     line_offset: int = 0
     scope: str = "node"  # global | controlPlane | worker | node | node-dir
+    # a Go template, rendered per node against its config before use; for a file the
+    # ${VAR} substitution follows the rendering (talhelper's order)
+    templated: bool = False
+    envsubst: bool = False
+
+
+@dataclass(frozen=True)
+class TemplatedValue:
+    """A node label/annotation value holding a Go template, rendered against the node's
+    config (talhelper renders them after the install image is set)."""
+
+    key: str
+    text: str
+    where: str  # talconfig.yaml:line of the value
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,8 @@ class MachineSpec:
     arch: str = "amd64"
     secureboot: bool = False
     use_uki: bool = False
+    boot_method: str = "iso"
+    image_suffix: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +84,18 @@ class Node:
     where: str = ""  # talconfig.yaml:line of the node entry
     # talconfig field -> file:line it was read from (the node's own key or its group's), so
     # validation findings about the config keys a field sets can point at that line
-    origins: Mapping[str, str] = field(default_factory=dict)
+    origins: Mapping[str, str] = field(default_factory=dict)  # + "userVolumes[0]"-style items
+    # talhelper's other node fields, as written (files already read and substituted)
+    label_templates: tuple[TemplatedValue, ...] = ()
+    annotation_templates: tuple[TemplatedValue, ...] = ()
+    machine_disks: tuple[dict[str, Any], ...] = ()
+    machine_files: tuple[dict[str, Any], ...] = ()
+    extra_manifests: tuple[PatchRef, ...] = ()
+    ingress_firewall: dict[str, Any] | None = None
+    extension_services: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    user_volumes: tuple[dict[str, Any], ...] = ()
+    output_file: str = ""  # file name under clusterconfig/ (filenameTmpl)
 
     @property
     def role(self) -> str:
@@ -105,6 +132,10 @@ class Cluster:
     cni_config: dict[str, Any] | None = None
     patches: tuple[PatchRef, ...] = ()  # global patches, applied last
     where: str = ""
+    inline_manifests: tuple[dict[str, str], ...] = ()  # cluster.inlineManifests (contents read)
+    kubernetes_version_default: bool = False  # kubernetesVersion absent: the contract's default
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # talenv + environment (sprig's `env`)
+    warnings: tuple[str, ...] = ()  # "file:line: message" for deprecated or defaulted fields
 
     @property
     def control_planes(self) -> list[Node]:

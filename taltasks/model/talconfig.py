@@ -1,10 +1,17 @@
 """Reading and validating ``talos/talconfig.yaml`` (talhelper's format) into a :class:`Cluster`.
 
 The file is read as talhelper reads it — comments stripped, ``${VAR}`` substituted from
-``talenv.yaml`` and the environment (:mod:`taltasks.model.envsubst`) — then checked field by
-field. Every problem is collected with its ``file:line`` and all of them are reported
-together (:class:`DefinitionError`), so one run shows everything to fix. Keys talhelper knows
-but taltasks does not generate yet are refused by name rather than silently ignored.
+the talenv files and the environment (:mod:`taltasks.model.envsubst`; any file that is
+SOPS-encrypted is decrypted by content) — then checked field by field. Every problem is
+collected with its ``file:line`` and all of them are reported together
+(:class:`DefinitionError`), so one run shows everything to fix. Every field of talhelper's
+``talconfig.yaml`` is understood (:mod:`.nodefields` for files, disks, volumes, firewall,
+extension services and manifests); an unknown key is an error with a "did you mean"
+rather than silently ignored, as talhelper's own JSON schema would flag it.
+
+Go templates are kept as written here and rendered per node when its config is built
+(labels, annotations, patches, extra manifests); ``filenameTmpl`` and the image factory's
+``installerURLTmpl`` are rendered here.
 
 Beyond talhelper, two conveniences: a per-node ``talosVersion`` pin (a node may run a
 different Talos release during a rolling upgrade), and node patch folders:
@@ -16,13 +23,15 @@ in the cluster is an error (it would silently apply to nothing).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from taltasks.errors import InputError
 from taltasks.model import schematic as schematics
-from taltasks.model.cluster import Cluster, MachineSpec, Node, PatchRef
+from taltasks.model.cluster import Cluster, MachineSpec, Node, PatchRef, TemplatedValue
 from taltasks.model.envsubst import Environment, substitute_file
+from taltasks.model.nodefields import NodeFields, inline_manifests
 from taltasks.model.suggest import did_you_mean
 from taltasks.model.syntax import (
     cidr_problem,
@@ -34,12 +43,14 @@ from taltasks.model.syntax import (
     taint_problem,
 )
 from taltasks.model.versions import (
+    DEFAULT_KUBERNETES,
     SUPPORTED_CONTRACTS,
     Version,
     kubernetes_supported,
     support_range,
     supported_contracts_text,
 )
+from taltasks.secrets.bycontent import is_encrypted
 from taltasks.yamlpos import KeyPath, YamlDoc
 
 TALCONFIG = "talconfig.yaml"
@@ -63,6 +74,7 @@ TOP_KEYS = frozenset(
         "worker",
         "nodes",
         "imageFactory",
+        "inlineManifests",
     }
 )
 NODE_ONLY_KEYS = frozenset(
@@ -95,12 +107,6 @@ NODE_CONFIG_KEYS = frozenset(
         "disableSearchDomain",
         "noSchematicValidate",
         "imageSchematic",
-    }
-)
-# talhelper keys taltasks does not generate (yet): refused by name instead of ignored.
-UNSUPPORTED_KEYS = frozenset(
-    {
-        "inlineManifests",
         "machineDisks",
         "machineFiles",
         "extraManifests",
@@ -111,6 +117,14 @@ UNSUPPORTED_KEYS = frozenset(
         "filenameTmpl",
     }
 )
+# Keys of talhelper v1 (2022), gone since: refused with what replaced them.
+LEGACY_KEYS = {
+    "configPatches": "talhelper v2+ reads `patches` (a list of @files or inline patches; JSON 6902 ops still work)",
+    "inlinePatch": "talhelper v2+ reads `patches`: move this mapping into an inline strategic patch",
+}
+DEFAULT_FILENAME_TMPL = "{{ .ClusterName }}-{{ .Hostname }}.yaml"
+BOOT_METHODS = ("iso", "disk-image", "pxe")
+DISK_IMAGE_SUFFIXES = ("raw.zst", "raw.xz", "raw.tar.gz", "vhd.xz", "raw.gz", "ova", "qcow2")
 MACHINE_SPEC_KEYS = frozenset({"mode", "arch", "secureboot", "useUKI", "bootMethod", "imageSuffix"})
 DISK_SELECTOR_KEYS = frozenset(
     {"size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath"}
@@ -151,32 +165,43 @@ def load_cluster(root: Path | str, *, env: Mapping[str, str] | None = None) -> C
             where=display,
             hint=f"run from the checkout holding talos/{TALCONFIG}, or pass --root",
         ) from None
-    environment = Environment.load(talos_dir, decrypt=_sops_decrypt(Path(root)))
+    read = _reader(Path(root))
+    environment = Environment.load(talos_dir, read=read)
     if env:
         environment.values.update(env)
+    if is_encrypted(raw):
+        raw = read(path, display)
     text = substitute_file(raw, environment.values, display)
     doc = YamlDoc.load(path, text=text, display=display)
-    return _Builder(doc, talos_dir, environment.values).build()
+    return _Builder(doc, talos_dir, environment.values, read).build()
 
 
-def _sops_decrypt(root: Path):
-    """A decrypt function for ``talenv.sops.yaml`` (sops is only started if that file exists)."""
+def _reader(root: Path):
+    """Reads repository files, decrypting SOPS-encrypted ones by content (sops is only
+    started for a file that carries SOPS metadata)."""
 
-    def decrypt(path: Path) -> str:
-        from taltasks.secrets import age, sops
+    def read(path: Path, shown: str) -> str:
+        from taltasks.secrets import bycontent
 
-        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        return sops.decrypt(path, root=root, display=shown, env=age.sops_environment(root)).decode()
+        return bycontent.read_text(path, root=root, display=shown)
 
-    return decrypt
+    return read
 
 
-class _Builder:
-    def __init__(self, doc: YamlDoc, talos_dir: Path, env: Mapping[str, str]) -> None:
+class _Builder(NodeFields):
+    def __init__(
+        self,
+        doc: YamlDoc,
+        talos_dir: Path,
+        env: Mapping[str, str],
+        read: Any = None,
+    ) -> None:
         self.doc = doc
         self.talos_dir = talos_dir
         self.env = env
+        self.read = read
         self.problems: list[InputError] = []
+        self.warnings: list[str] = []
         self._patch_cache: dict[Path, PatchRef | None] = {}
 
     # ---- reporting ------------------------------------------------------------------------
@@ -184,18 +209,25 @@ class _Builder:
     def err(self, keys: KeyPath, message: str, hint: str | None = None) -> None:
         self.problems.append(self.doc.error(keys, message, hint=hint))
 
+    def warn(self, keys: KeyPath, message: str) -> None:
+        line = f"{self.doc.where(keys)}: {message}"
+        if line not in self.warnings:
+            self.warnings.append(line)
+
+    def read_repo_file(self, path: Path, shown: str) -> str:
+        """A repository file's text, SOPS-decrypted when it is encrypted (by content)."""
+        if self.read is not None:
+            return self.read(path, shown)
+        return path.read_text(encoding="utf-8")
+
     def check_keys(self, value: Any, keys: KeyPath, allowed: frozenset[str], what: str) -> None:
         if not isinstance(value, dict):
             return
         for key in value:
             if key in allowed:
                 continue
-            if key in UNSUPPORTED_KEYS:
-                self.err(
-                    (*keys, key),
-                    f"`{key}` is a talhelper field taltasks does not generate yet",
-                    hint="express it as a machine-config patch under talos/patches/ instead",
-                )
+            if key in LEGACY_KEYS:
+                self.err((*keys, key), f"`{key}` is a talhelper v1 key", hint=LEGACY_KEYS[key])
             else:
                 self.err((*keys, key), f"unknown key {key!r} in {what}{did_you_mean(str(key), allowed)}")
 
@@ -265,7 +297,16 @@ class _Builder:
                 ("talosVersion",),
                 f"Talos {talos} is not a version contract taltasks generates ({supported_contracts_text()})",
             )
-        k8s = self.version(("kubernetesVersion",), "Kubernetes", required=True)
+        k8s = self.version(("kubernetesVersion",), "Kubernetes")
+        k8s_default = k8s is None and self.get(("kubernetesVersion",)) in (None, "")
+        if k8s_default and talos and talos.minor_key in DEFAULT_KUBERNETES:
+            k8s = Version.parse(DEFAULT_KUBERNETES[talos.minor_key])
+            self.warn(
+                ("talosVersion",),
+                f"kubernetesVersion is not set: using v{k8s.bare}, the default of Talos "
+                f"{talos.major}.{talos.minor} (talhelper ≥ 3.1.11 requires the field; pin it so that "
+                "a taltasks update never changes your Kubernetes version)",
+            )
         if talos and k8s and talos.minor_key in SUPPORTED_CONTRACTS and not kubernetes_supported(talos, k8s):
             self.err(
                 ("kubernetesVersion",),
@@ -284,6 +325,12 @@ class _Builder:
         factory = self.mapping(("imageFactory",))
         self.check_keys(self.get(("imageFactory",)), ("imageFactory",), IMAGE_FACTORY_KEYS, "imageFactory")
         registry = str(factory.get("registryURL") or schematics.FACTORY)
+        installer_tmpl = factory.get("installerURLTmpl")
+        if installer_tmpl is not None and not isinstance(installer_tmpl, str):
+            self.err(("imageFactory", "installerURLTmpl"), "`installerURLTmpl` must be a template string")
+            installer_tmpl = None
+        self.factory = (registry, installer_tmpl)
+        manifests = inline_manifests(self, ("inlineManifests",))
         for group in ("controlPlane", "worker"):
             if self.get((group,)) is not None:
                 if not isinstance(self.get((group,)), dict):
@@ -297,7 +344,7 @@ class _Builder:
             self.err(("nodes",), "`nodes` is required: a list with at least one node")
         else:
             for i in range(len(nodes_raw)):
-                node = self.node(i, talos, k8s, registry)
+                node = self.node(i, talos, k8s, name)
                 if node is not None:
                     nodes.append(node)
             self.duplicates(nodes_raw)
@@ -313,6 +360,10 @@ class _Builder:
             endpoint=endpoint,
             talos_version=str(talos),
             kubernetes_version=str(k8s),
+            kubernetes_version_default=k8s_default,
+            inline_manifests=tuple(manifests),
+            warnings=tuple(self.warnings),
+            env=dict(self.env),
             domain=domain,
             nodes=nodes,
             source_dir=self.talos_dir,
@@ -385,7 +436,7 @@ class _Builder:
                 else:
                     seen_ips.setdefault(ip, i)
 
-    def node(self, i: int, talos: Version | None, k8s: Version | None, registry: str) -> Node | None:
+    def node(self, i: int, talos: Version | None, k8s: Version | None, cluster_name: str) -> Node | None:
         keys: tuple[str | int, ...] = ("nodes", i)
         raw = self.get(keys)
         if not isinstance(raw, dict):
@@ -440,9 +491,9 @@ class _Builder:
                 hint="set `installDisk: /dev/sda` (or an `installDiskSelector`) on the node",
             )
         elif disk and selector:
-            self.err(
+            self.warn(
                 (*keys, "installDiskSelector"),
-                f"node {hostname}: set installDisk or installDiskSelector, not both",
+                f"node {hostname}: installDisk is set, so Talos installs to {disk} and ignores installDiskSelector",
             )
 
         # versions
@@ -463,8 +514,8 @@ class _Builder:
                     f"(supported: {support_range(node_talos)})",
                 )
 
-        labels = self.string_map(*pick("nodeLabels"), check="label")
-        annotations = self.string_map(*pick("nodeAnnotations"), check=None)
+        labels, label_templates = self.templated_map(*pick("nodeLabels"), check="label")
+        annotations, annotation_templates = self.templated_map(*pick("nodeAnnotations"), check="annotation")
         taints = self.string_map(*pick("nodeTaints"), check="taint")
         nameservers_v, ns_keys = pick("nameservers")
         nameservers = self.string_list(ns_keys) if nameservers_v is not None else []
@@ -498,6 +549,11 @@ class _Builder:
                     hint="remove talosImageURL (the Factory installer of the node's schematic is used) "
                     "or point it at your own installer repository",
                 )
+        if image_url_v and (":" in str(image_url_v).rsplit("/", 1)[-1] or "@" in str(image_url_v)):
+            self.err(
+                url_keys,
+                "talosImageURL should not contain a version or digest (the node's Talos version is appended)",
+            )
         sans = self.string_list((*keys, "certSANs"))
         if not raw.get("overrideMachineCertSANs") and isinstance(self.get(group), dict):
             sans += [s for s in self.string_list((*group, "certSANs")) if s not in sans]
@@ -505,17 +561,21 @@ class _Builder:
         if not raw.get("overridePatches") and isinstance(self.get(group), dict):
             patches += self.patches((*group, "patches"), group[0])
         patches += self.patches((*keys, "patches"), "node")
+        extra_manifests = self.extra_manifests((*keys, "extraManifests"))
+        if not raw.get("overrideExtraManifests") and isinstance(self.get(group), dict):
+            extra_manifests += self.extra_manifests((*group, "extraManifests"))
+        disks_v, disks_keys = pick("machineDisks")
+        files_v, files_keys = pick("machineFiles")
+        firewall_v, firewall_keys = pick("ingressFirewall")
+        services_v, services_keys = pick("extensionServices")
+        volumes_v, volumes_keys = pick("volumes")
+        user_volumes_v, user_volumes_keys = pick("userVolumes")
+        role = "controlplane" if control_plane else "worker"
+        output_file = self.output_file(pick("filenameTmpl"), cluster_name, hostname, ip_text or "", role)
 
         version_text = str(node_talos) if node_talos else "v0.0.0"
         sid = schematics.schematic_id(schematic) if schematic is not None else None
-        image = schematics.installer_image(
-            version_text,
-            schematic=schematic,
-            image_url=str(image_url_v) if image_url_v else None,
-            platform=spec.mode,
-            secureboot=spec.secureboot,
-            registry=registry,
-        )
+        image = self.installer_image(version_text, schematic, image_url_v, spec)
         return Node(
             hostname=hostname,
             ip=ips[0] if ips else "",
@@ -540,10 +600,119 @@ class _Builder:
             disable_search_domain=bool(pick("disableSearchDomain")[0]),
             patches=tuple(patches),
             where=self.doc.where(keys),
-            origins=origins,
+            label_templates=tuple(label_templates),
+            annotation_templates=tuple(annotation_templates),
+            machine_disks=tuple(self.machine_disks(disks_keys) if disks_v is not None else ()),
+            machine_files=tuple(self.machine_files(files_keys) if files_v is not None else ()),
+            extra_manifests=tuple(extra_manifests),
+            ingress_firewall=self.ingress_firewall(firewall_keys) if firewall_v is not None else None,
+            extension_services=tuple(
+                self.extension_services(services_keys) if services_v is not None else ()
+            ),
+            volumes=tuple(self.volumes(volumes_keys, user=False) if volumes_v is not None else ()),
+            user_volumes=tuple(
+                self.volumes(user_volumes_keys, user=True) if user_volumes_v is not None else ()
+            ),
+            output_file=output_file,
+            origins={
+                **origins,
+                **self.item_lines(
+                    (if_keys, "networkInterfaces"),
+                    (firewall_keys, "ingressFirewall"),
+                    (services_keys, "extensionServices"),
+                    (volumes_keys, "volumes"),
+                    (user_volumes_keys, "userVolumes"),
+                ),
+            },
         )
 
-    def string_map(self, value: Any, keys: KeyPath, *, check: str | None) -> dict[str, str]:
+    def item_lines(self, *fields: tuple[KeyPath, str]) -> dict[str, str]:
+        """``name`` / ``name[i]`` → talconfig.yaml:line, for errors in generated documents."""
+        out: dict[str, str] = {}
+        for keys, name in fields:
+            value = self.get(keys)
+            if value is None:
+                continue
+            out[name] = self.doc.where(keys)
+            if isinstance(value, list):
+                for i in range(len(value)):
+                    out[f"{name}[{i}]"] = self.doc.where((*keys, i))
+        return out
+
+    def output_file(
+        self, picked: tuple[Any, KeyPath], cluster: str, hostname: str, ip: str, role: str
+    ) -> str:
+        """The node's file name under clusterconfig/: talhelper's ``filenameTmpl`` rendered
+        with ClusterName, Hostname, IPAddress and Role."""
+        value, keys = picked
+        template = str(value) if value else DEFAULT_FILENAME_TMPL
+        data = {"ClusterName": cluster, "Hostname": hostname, "IPAddress": ip, "Role": role}
+        from taltasks.machineconfig.templating import TemplateError, render
+
+        try:
+            name = render(
+                template, data, where=self.doc.where(keys).rsplit(":", 1)[0], line_offset=self.line(keys) - 1
+            )
+        except TemplateError as exc:
+            self.problems.append(exc)
+            return f"{cluster}-{hostname}.yaml"
+        if not name or "/" in name or name in (".", "..", "talosconfig"):
+            self.err(keys, f"filenameTmpl gives {name!r}, which is not a file name in clusterconfig/")
+            return f"{cluster}-{hostname}.yaml"
+        return name
+
+    def line(self, keys: KeyPath) -> int:
+        return self.doc.line_of(keys) or 1
+
+    def installer_image(self, version: str, schematic: Any, image_url: Any, spec: MachineSpec) -> str:
+        """talosImageURL wins; else the image factory's installer (its ``installerURLTmpl``
+        when the repository sets one)."""
+        registry, template = self.factory
+        if template and not image_url and (schematic is not None or spec.secureboot):
+            from taltasks.machineconfig.templating import TemplateError, render
+
+            data = {
+                "RegistryURL": registry,
+                "ID": schematics.schematic_id(schematic) if schematic is not None else schematics.VANILLA_ID,
+                "Version": version,
+                "Mode": spec.mode,
+                "Secureboot": spec.secureboot,
+            }
+            keys = ("imageFactory", "installerURLTmpl")
+            try:
+                return render(
+                    template,
+                    data,
+                    where=self.doc.where(keys).rsplit(":", 1)[0],
+                    line_offset=self.line(keys) - 1,
+                )
+            except TemplateError as exc:
+                self.problems.append(exc)
+        return schematics.installer_image(
+            version,
+            schematic=schematic,
+            image_url=str(image_url) if image_url else None,
+            platform=spec.mode,
+            secureboot=spec.secureboot,
+            registry=registry,
+        )
+
+    def templated_map(
+        self, value: Any, keys: KeyPath, *, check: str
+    ) -> tuple[dict[str, str], list[TemplatedValue]]:
+        """talhelper's split: values holding a Go template are rendered later against the
+        node's config (and checked then); the others are checked now."""
+        from taltasks.machineconfig.templating import is_template
+
+        plain = self.string_map(value, keys, check=check, skip=is_template)
+        templates = [
+            TemplatedValue(str(k), str(v), self.doc.where((*keys, k)))
+            for k, v in (value.items() if isinstance(value, dict) else ())
+            if isinstance(v, str) and is_template(v)
+        ]
+        return {k: v for k, v in plain.items() if k not in {t.key for t in templates}}, templates
+
+    def string_map(self, value: Any, keys: KeyPath, *, check: str | None, skip: Any = None) -> dict[str, str]:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -556,8 +725,13 @@ class _Builder:
                 continue
             text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
             problem = None
+            if skip is not None and skip(text):
+                out[str(k)] = text
+                continue
             if check == "label":
                 problem = label_key_problem(k) or label_value_problem(text)
+            elif check == "annotation":
+                problem = label_key_problem(k)
             elif check == "taint":
                 problem = taint_problem(k, text)
             if problem:
@@ -579,7 +753,8 @@ class _Builder:
             if bool(dev.get("interface")) == bool(dev.get("deviceSelector")):
                 self.err((*keys, j), "set exactly one of `interface` or `deviceSelector`")
             for a, address in enumerate(dev.get("addresses") or []):
-                problem = cidr_problem(address, "192.168.1.10/24")
+                # Talos takes an address with or without its prefix length (/32, /128 then)
+                problem = cidr_problem(address, "192.168.1.10/24") and ip_problem(address)
                 if problem:
                     self.err((*keys, j, "addresses", a), f"address {problem}")
             for r, route in enumerate(dev.get("routes") or []):
@@ -598,11 +773,26 @@ class _Builder:
             self.err(keys, "`machineSpec` must be a mapping")
             return MachineSpec()
         self.check_keys(value, keys, MACHINE_SPEC_KEYS, "machineSpec")
+        method = str(value.get("bootMethod") or "iso")
+        suffix = str(value.get("imageSuffix") or "")
+        if method not in BOOT_METHODS:
+            self.err((*keys, "bootMethod"), f"`bootMethod` should be one of {', '.join(BOOT_METHODS)}")
+        elif suffix and method == "iso" and suffix != "iso":
+            self.err((*keys, "imageSuffix"), "`imageSuffix` for iso (default) should be iso")
+        elif suffix and method == "disk-image" and suffix not in DISK_IMAGE_SUFFIXES:
+            self.err(
+                (*keys, "imageSuffix"),
+                f"`imageSuffix` for disk-image should be one of {', '.join(DISK_IMAGE_SUFFIXES)}",
+            )
+        elif suffix and method == "pxe":
+            self.err((*keys, "imageSuffix"), '`imageSuffix` for pxe should be ""')
         return MachineSpec(
             mode=str(value.get("mode") or "metal"),
             arch=str(value.get("arch") or "amd64"),
             secureboot=bool(value.get("secureboot")),
             use_uki=bool(value.get("useUKI")),
+            boot_method=method,
+            image_suffix=suffix,
         )
 
     # ---- patches ----------------------------------------------------------------------------
@@ -636,38 +826,43 @@ class _Builder:
         # inline content: for a block scalar the text starts on the next line
         source_line = (self.doc.text or "").splitlines()[line - 1] if self.doc.text else ""
         block = source_line.rstrip().endswith(("|", "|-", "|+", ">", ">-", ">+"))
-        return PatchRef(str(self.doc.path), text, line_offset=line if block else line - 1, scope=scope)
+        from taltasks.machineconfig.templating import is_template
+
+        return PatchRef(
+            str(self.doc.path),
+            text,
+            line_offset=line if block else line - 1,
+            scope=scope,
+            templated=is_template(text),
+        )
 
     def patch_file(self, target: Path, keys: KeyPath | None, scope: str) -> PatchRef | None:
         if target in self._patch_cache:
             ref = self._patch_cache[target]
-            return PatchRef(ref.source, ref.text, ref.line_offset, scope) if ref else None
+            return replace(ref, scope=scope) if ref else None
         display = self.display(target)
         if not target.is_file():
             if keys is not None:
                 self.err(keys, f"patch file {display} does not exist")
             self._patch_cache[target] = None
             return None
-        raw = target.read_text(encoding="utf-8")
         ref: PatchRef | None = None
+        try:
+            raw = self.read_repo_file(target, display)
+        except InputError as exc:
+            self.problems.append(exc)
+            raw = ""
         if raw.strip():
-            try:
-                text = substitute_file(raw, self.env, display)
-            except InputError as exc:
-                self.problems.append(exc)
-                text = None
-            if text is not None:
-                if "{{" in text:
-                    line = text[: text.index("{{")].count("\n") + 1
-                    self.problems.append(
-                        InputError(
-                            "Go templates in patches ({{ … }}) are not supported by taltasks",
-                            where=f"{display}:{line}",
-                            hint="use ${VARIABLES} from talenv.yaml, or write the values out",
-                        )
-                    )
-                else:
-                    ref = PatchRef(display, text, 0, scope)
+            from taltasks.machineconfig.templating import is_template
+
+            if is_template(raw):
+                # talhelper renders the template first (per node), then substitutes ${VARS}
+                ref = PatchRef(display, raw, 0, scope, templated=True, envsubst=True)
+            else:
+                try:
+                    ref = PatchRef(display, substitute_file(raw, self.env, display), 0, scope)
+                except InputError as exc:
+                    self.problems.append(exc)
         self._patch_cache[target] = ref
         return ref
 
@@ -710,6 +905,5 @@ class _Builder:
                     extra.setdefault(name, []).append(ref)
         if not extra:
             return nodes
-        from dataclasses import replace
 
         return [replace(n, patches=n.patches + tuple(extra.get(n.hostname, ()))) for n in nodes]

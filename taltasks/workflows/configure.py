@@ -98,7 +98,9 @@ class ConfigurePlan:
 
 
 def output_name(cluster: Cluster, node: Node) -> str:
-    return f"{cluster.name}-{node.hostname}.yaml"
+    """The node's file under clusterconfig/ (talhelper's ``filenameTmpl``, by default
+    ``<cluster>-<hostname>.yaml``)."""
+    return node.output_file or f"{cluster.name}-{node.hostname}.yaml"
 
 
 def plan_configure(
@@ -148,7 +150,10 @@ def plan_configure(
         note = schema_note(contract)
         if note:
             emitter.emit("info", note)
-    warnings: list[str] = renderer.findings.warning_lines([n.hostname for n in cluster.nodes])
+    warnings: list[str] = [
+        *cluster.warnings,
+        *renderer.findings.warning_lines([n.hostname for n in cluster.nodes]),
+    ]
     demo = age.demo_key_warning(root, [ip for n in cluster.nodes for ip in n.ips], [SECRET_FILE])
     if demo:
         warnings.append(demo)
