@@ -259,11 +259,13 @@ def test_inline_patch_errors_point_into_talconfig(tmp_path, secrets):
     assert "node cp-1" in info.value.message
 
 
-def test_unsupported_talhelper_fields_are_refused_by_name(tmp_path):
-    root = repo(tmp_path, nodes=WORKER + "  machineFiles:\n    - path: /var/x\n")
+def test_talhelper_v1_keys_are_refused_with_their_replacement(tmp_path):
+    root = repo(tmp_path, nodes=WORKER + "  configPatches:\n    - op: add\n      path: /machine/env\n")
     with pytest.raises(InputError) as info:
         load_cluster(root)
-    assert "`machineFiles` is a talhelper field taltasks does not generate yet" in info.value.message
+    assert "`configPatches` is a talhelper v1 key" in info.value.message
+    assert "`patches`" in (info.value.hint or "")
+    assert (info.value.where or "").endswith("talconfig.yaml:14")
 
 
 def test_public_one_shot_api(tmp_path, secrets):

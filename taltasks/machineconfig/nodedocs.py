@@ -113,7 +113,8 @@ def render_label_templates(docs: list[dict[str, Any]], node: Node, env: dict[str
     from taltasks.model.syntax import label_key_problem, label_value_problem
 
     data = config_value(copy.deepcopy(docs[0]))
-    machine = docs[0]["machine"]
+    # from contract 1.14 labels and annotations live in KubeNodeConfig
+    kube_node = next((d for d in docs if d.get("kind") == "KubeNodeConfig"), None)
     for field, templates in (
         ("nodeLabels", node.label_templates),
         ("nodeAnnotations", node.annotation_templates),
@@ -127,7 +128,10 @@ def render_label_templates(docs: list[dict[str, Any]], node: Node, env: dict[str
                     raise InputError(
                         f"node {node.hostname}: label {t.key} renders to {value!r}: {problem}", where=t.where
                     )
-            machine.setdefault(field, {})[t.key] = value
+            if kube_node is not None:
+                kube_node.setdefault("labels" if field == "nodeLabels" else "annotations", {})[t.key] = value
+            else:
+                docs[0]["machine"].setdefault(field, {})[t.key] = value
 
 
 def rendered_patch_ref(ref: PatchRef, docs: list[dict[str, Any]], env: dict[str, str]) -> PatchRef:

@@ -187,7 +187,7 @@ class _Lexer:
                 after = close + 2
                 trim_next = self.source.startswith(" -}}", after)
                 if trim_next:
-                    after += 1
+                    after += 2
                 if not self.source.startswith("}}", after):
                     raise self.error(line, "comment ends before closing delimiter")
                 pos = after + 2
@@ -234,7 +234,9 @@ class _Parser:
             raise self.lexer.error(line, f"unexpected {{{{{kind}}}}}")
         return body
 
-    def block(self, top: bool = False) -> tuple[list[Any], tuple[str, list[_Tok], int] | None]:
+    def block(
+        self, top: bool = False, opener: tuple[str, int] | None = None
+    ) -> tuple[list[Any], tuple[str, list[_Tok], int] | None]:
         """Parse until ``end``/``else`` (returned as the stop) or the end of input."""
         body: list[Any] = []
         while self.i < len(self.items):
@@ -267,14 +269,15 @@ class _Parser:
             else:
                 body.append(Action(self.pipeline(tokens, line, source), line))
         if not top:
-            raise self.lexer.error(self.items[-1][2] if self.items else 1, "unexpected EOF: missing {{end}}")
+            kind, line = opener or ("block", 1)
+            raise self.lexer.error(line, f"unexpected EOF: missing {{{{end}}}} for this {{{{{kind}}}}}")
         return body, None
 
     def branch(self, kind: str, tokens: list[_Tok], line: int, source: str) -> Branch:
         if not tokens:
             raise self.lexer.error(line, f"missing value for {kind}")
         pipe = self.pipeline(tokens, line, source, allow_two=kind == "range")
-        body, stop = self.block()
+        body, stop = self.block(opener=(kind, line))
         otherwise: list[Any] | None = None
         assert stop is not None
         word, stop_tokens, stop_line = stop
@@ -287,7 +290,7 @@ class _Parser:
             elif rest:
                 raise self.lexer.error(stop_line, f"unexpected {rest[0].text!r} after else")
             else:
-                otherwise, stop2 = self.block()
+                otherwise, stop2 = self.block(opener=(kind, line))
                 assert stop2 is not None
                 if stop2[0] != "end":
                     raise self.lexer.error(stop2[2], "expected {{end}} after {{else}}")
