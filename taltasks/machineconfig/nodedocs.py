@@ -38,7 +38,7 @@ def _split(where: str) -> tuple[str, int | None]:
 def node_patch(node: Node, contract: VersionContract) -> Patch | None:
     """talhelper's extra documents for ``node`` as one strategic patch (None when empty)."""
     source, node_line = _split(node.where)
-    docs: list[tuple[dict[str, Any], str]] = []  # (document, field_lines key for its line)
+    docs: list[tuple[dict[str, Any], str]] = []  # (document, node.origins key for its line)
     if contract.multi_document:
         if node.nameservers or node.disable_search_domain:
             resolver: dict[str, Any] = {"apiVersion": API, "kind": "ResolverConfig"}
@@ -83,7 +83,7 @@ def node_patch(node: Node, contract: VersionContract) -> Patch | None:
             for index, doc in network_documents([dict(d) for d in node.network_interfaces]):
                 docs.append((doc, f"networkInterfaces[{index}]"))
         except NetworkDocError as exc:
-            where = node.field_lines.get(f"networkInterfaces[{exc.index}]", node.where)
+            where = node.origins.get(f"networkInterfaces[{exc.index}]", node.where)
             raise InputError(
                 f"node {node.hostname}: networkInterfaces: {exc.message}", where=where, hint=exc.hint
             ) from None
@@ -93,7 +93,7 @@ def node_patch(node: Node, contract: VersionContract) -> Patch | None:
     for i, (doc, key) in enumerate(docs):
         patch.documents.append(doc)
         patch.doc_indexes.append(i)
-        _, line = _split(node.field_lines.get(key, "")) if key else (None, None)
+        _, line = _split(node.origins.get(key, "")) if key else (None, None)
         if line is None:
             line = node_line
         if line is not None:
