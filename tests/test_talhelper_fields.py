@@ -393,6 +393,32 @@ def test_templated_labels_annotations_and_patches_are_rendered(keyed):
     assert machine["env"] == {"INLINE": "lab"}
 
 
+def test_templates_see_the_pre_114_layout_on_contract_114(tmp_path):
+    """On 1.14 the install image and node labels live in their own documents; templates
+    written against the v1alpha1 layout still read them, and the rendered values land in
+    KubeNodeConfig."""
+    root = write_repo(
+        tmp_path,
+        talos="v1.14.0",
+        nodes="""
+        - hostname: w-1
+          ipAddress: 192.0.2.21
+          installDisk: /dev/sda
+          nodeLabels:
+            role: '{{ .MachineConfig.MachineType }}'
+          nodeAnnotations:
+            installer: '{{ .MachineConfig.MachineInstall.InstallImage }}'
+            disk: '{{ .MachineConfig.MachineInstall.InstallDisk }}'
+        """,
+    )
+    docs = documents(root, SecretsBundle.generate("1.14"), "w-1")
+    by_kind = {d.get("kind"): d for d in docs}
+    image = by_kind["UnattendedInstallConfig"]["installer"]["image"]
+    assert by_kind["KubeNodeConfig"]["labels"] == {"role": "worker"}
+    assert by_kind["KubeNodeConfig"]["annotations"] == {"installer": image, "disk": "/dev/sda"}
+    assert "nodeAnnotations" not in docs[0]["machine"]
+
+
 @pytest.mark.parametrize(
     ("where", "text", "needle", "message"),
     [

@@ -102,17 +102,55 @@ def node_patch(node: Node, contract: VersionContract) -> Patch | None:
     return patch
 
 
+_DEV_PATH = re.compile(r'^disk\.dev_path == "([^"]+)"$')
+
+
+def template_data(docs: list[dict[str, Any]]) -> Any:
+    """talhelper's template data: the v1alpha1 Config as Go structs.
+
+    From contract 1.14 some settings moved out of the v1alpha1 document; a template written
+    against the older layout (``.MachineConfig.MachineInstall.InstallImage``,
+    ``.MachineConfig.MachineNodeLabels``) still finds them, read back from the
+    UnattendedInstallConfig and KubeNodeConfig documents."""
+    import copy
+
+    from taltasks.machineconfig.templating import config_value
+
+    v1 = copy.deepcopy(docs[0])
+    machine = v1.setdefault("machine", {})
+    by_kind = {d.get("kind"): d for d in docs[1:]}
+    install = by_kind.get("UnattendedInstallConfig")
+    if install is not None and not machine.get("install"):
+        view: dict[str, Any] = {}
+        m = _DEV_PATH.match(
+            str(((install.get("provisioning") or {}).get("diskSelector") or {}).get("match", ""))
+        )
+        if m:
+            view["disk"] = m[1]
+        if (install.get("installer") or {}).get("image"):
+            view["image"] = install["installer"]["image"]
+        machine["install"] = view
+    kube_node = by_kind.get("KubeNodeConfig")
+    if kube_node is not None:
+        for key, field in (
+            ("labels", "nodeLabels"),
+            ("annotations", "nodeAnnotations"),
+            ("taints", "nodeTaints"),
+        ):
+            if kube_node.get(key) and not machine.get(field):
+                machine[field] = dict(kube_node[key])
+    return config_value(v1)
+
+
 def render_label_templates(docs: list[dict[str, Any]], node: Node, env: dict[str, str]) -> None:
     """Render templated label/annotation values against the v1alpha1 config and add them
     to the node's maps (talhelper renders each from the same unrendered config)."""
     if not node.label_templates and not node.annotation_templates:
         return
-    import copy
-
-    from taltasks.machineconfig.templating import config_value, render
+    from taltasks.machineconfig.templating import render
     from taltasks.model.syntax import label_key_problem, label_value_problem
 
-    data = config_value(copy.deepcopy(docs[0]))
+    data = template_data(docs)
     # from contract 1.14 labels and annotations live in KubeNodeConfig
     kube_node = next((d for d in docs if d.get("kind") == "KubeNodeConfig"), None)
     for field, templates in (
@@ -139,10 +177,10 @@ def rendered_patch_ref(ref: PatchRef, docs: list[dict[str, Any]], env: dict[str,
     substituted for a file, as talhelper does); other patches unchanged."""
     if not ref.templated:
         return ref
-    from taltasks.machineconfig.templating import config_value, render
+    from taltasks.machineconfig.templating import render
     from taltasks.model.envsubst import substitute_file
 
-    text = render(ref.text, config_value(docs[0]), where=ref.source, line_offset=ref.line_offset, env=env)
+    text = render(ref.text, template_data(docs), where=ref.source, line_offset=ref.line_offset, env=env)
     if ref.envsubst:
         text = substitute_file(text, env, ref.source)
     return replace(ref, text=text, templated=False, envsubst=False)
