@@ -545,3 +545,36 @@ def test_wrong_input_is_refused_at_its_line(keyed, nodes, needle, message):
     line = line_of(path, needle) if needle != "- name: a" else line_of(path, "userVolumes") + 2
     assert f"talconfig.yaml:{line}" in str(err), str(err)
     assert message in str(err)
+
+
+def test_secrets_under_talhelpers_other_names(keyed):
+    """talsecret.yaml encrypted in place is read by content; one whose every secret is a
+    ${VAR} (exported by a password manager) is substituted; clear-text keys are refused."""
+    write_repo(keyed)
+    bundle = SecretsBundle.generate("1.13")
+    (keyed / "talos" / "talsecret.yaml").write_text(bundle.to_yaml())
+    encrypt_in_place(keyed, "talos/talsecret.yaml")
+    plan = configure(keyed, confirm_new_secrets=lambda _p: pytest.fail("asked to create new secrets"))
+    assert plan.new_secrets is None and not (keyed / "talos" / "talsecret.sops.yaml").exists()
+    v1 = next(yaml.safe_load_all((keyed / "talos/clusterconfig/lab-cp-1.yaml").read_text()))
+    assert v1["cluster"]["secret"] == bundle.cluster_secret
+
+    # placeholders: the secrets come from the environment (talenv here)
+    flat: dict[str, str] = {}
+
+    def refs(node, prefix=""):
+        if isinstance(node, dict):
+            return {k: refs(v, f"{prefix}{k}_") for k, v in node.items()}
+        name = prefix.rstrip("_").upper()
+        flat[name] = str(node)
+        return "${" + name + "}"
+
+    (keyed / "talos" / "talsecret.yaml").write_text(yaml.safe_dump(refs(bundle.to_dict())))
+    (keyed / "talos" / "talenv.yaml").write_text("".join(f'{k}: "{v}"\n' for k, v in flat.items()))
+    configure(keyed)
+    v1 = next(yaml.safe_load_all((keyed / "talos/clusterconfig/lab-cp-1.yaml").read_text()))
+    assert v1["cluster"]["secret"] == bundle.cluster_secret
+
+    (keyed / "talos" / "talsecret.yaml").write_text(bundle.to_yaml())  # key material in clear
+    err = refused(keyed)
+    assert err.where == "talos/talsecret.yaml" and "unencrypted" in err.message

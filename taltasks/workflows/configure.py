@@ -120,7 +120,7 @@ def plan_configure(
     store = SecretStore(root)
     new_secrets: SecretsBundle | None = None
     if store.exists():
-        secrets = store.load()
+        secrets = store.load(env=cluster.env)
     elif allow_new_secrets:
         contract = VersionContract.parse(cluster.talos_version)
         secrets = new_secrets = SecretsBundle.generate(contract)
