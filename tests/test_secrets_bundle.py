@@ -86,3 +86,16 @@ def test_malformed_bundles_are_refused_with_the_field(bundle, mutate, fragment):
         SecretsBundle.from_dict(data, where="talos/talsecret.sops.yaml")
     assert fragment in info.value.message
     assert info.value.where == "talos/talsecret.sops.yaml"
+
+
+def test_repr_shows_no_secret_value(bundle):
+    """Plans holding a bundle end up in assertion messages and logs: no key, token or secret."""
+    from taltasks.workflows.configure import FileChange
+
+    shown = repr(bundle) + repr(bundle.os) + repr(FileChange("c.yaml", bundle.os.key, None))
+    secrets = [bundle.cluster_secret, bundle.bootstrap_token, bundle.trustd_token, bundle.secretbox_secret]
+    secrets += [bundle.os.key, bundle.etcd.key, bundle.service_account_key]
+    for value in filter(None, secrets):
+        text = value.decode() if isinstance(value, bytes) else value
+        assert text not in shown and repr(value) not in shown
+    assert bundle.cluster_id in shown

@@ -20,7 +20,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class KeyPair:
     """A certificate with its private key, both as PEM (Talos labels on the key)."""
 
     crt: bytes
-    key: bytes
+    key: bytes = field(repr=False)  # a failing assertion or a log line must not print a private key
 
     @property
     def certificate(self) -> x509.Certificate:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taltasks.errors import InputError
@@ -57,19 +57,22 @@ def generate_token() -> str:
 
 @dataclass(frozen=True)
 class SecretsBundle:
-    """All cluster secrets. PEM values are bytes; tokens and keys are strings."""
+    """All cluster secrets. PEM values are bytes; tokens and keys are strings.
+
+    Only the cluster id shows in ``repr``: plans and results that hold a bundle end up in
+    assertion messages and debug logs, where secret values must never appear."""
 
     cluster_id: str
-    cluster_secret: str
-    bootstrap_token: str
-    trustd_token: str
-    os: pki.KeyPair
-    etcd: pki.KeyPair
-    k8s: pki.KeyPair
-    k8s_aggregator: pki.KeyPair
-    service_account_key: bytes
-    secretbox_secret: str | None = None
-    aescbc_secret: str | None = None
+    cluster_secret: str = field(repr=False)
+    bootstrap_token: str = field(repr=False)
+    trustd_token: str = field(repr=False)
+    os: pki.KeyPair = field(repr=False)
+    etcd: pki.KeyPair = field(repr=False)
+    k8s: pki.KeyPair = field(repr=False)
+    k8s_aggregator: pki.KeyPair = field(repr=False)
+    service_account_key: bytes = field(repr=False)
+    secretbox_secret: str | None = field(default=None, repr=False)
+    aescbc_secret: str | None = field(default=None, repr=False)
 
     # ---- creating ---------------------------------------------------------------------
 
@@ -187,9 +190,8 @@ class SecretsBundle:
                 "secrets bundle needs exactly one of secretboxencryptionsecret / aescbcencryptionsecret",
                 where=where,
             )
-        for field in ("bootstraptoken",):
-            if not TOKEN.match(get("secrets", field)):
-                raise InputError(f"secrets.{field} is not a token like abcdef.0123456789abcdef", where=where)
+        if not TOKEN.match(get("secrets", "bootstraptoken")):
+            raise InputError("secrets.bootstraptoken is not a token like abcdef.0123456789abcdef", where=where)
         if not TOKEN.match(get("trustdinfo", "token")):
             raise InputError("trustdinfo.token is not a token like abcdef.0123456789abcdef", where=where)
         pairs = {ca: pki.KeyPair(pem("certs", ca, "crt"), pem("certs", ca, "key")) for ca in _CAS}

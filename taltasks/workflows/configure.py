@@ -38,8 +38,8 @@ class FileChange:
     """One output file: the bytes we want and the bytes on disk (``None`` if absent)."""
 
     relpath: str
-    new: bytes
-    old: bytes | None
+    new: bytes = field(repr=False)  # machine configs carry the cluster's keys
+    old: bytes | None = field(repr=False)
     node: Node | None = None
 
     @property
