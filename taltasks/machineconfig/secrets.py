@@ -191,7 +191,9 @@ class SecretsBundle:
                 where=where,
             )
         if not TOKEN.match(get("secrets", "bootstraptoken")):
-            raise InputError("secrets.bootstraptoken is not a token like abcdef.0123456789abcdef", where=where)
+            raise InputError(
+                "secrets.bootstraptoken is not a token like abcdef.0123456789abcdef", where=where
+            )
         if not TOKEN.match(get("trustdinfo", "token")):
             raise InputError("trustdinfo.token is not a token like abcdef.0123456789abcdef", where=where)
         pairs = {ca: pki.KeyPair(pem("certs", ca, "crt"), pem("certs", ca, "key")) for ca in _CAS}
