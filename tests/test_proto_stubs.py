@@ -42,3 +42,46 @@ def test_wire_names_and_numbers_match_talos():
     ]
     assert cosi_resource_pb2.WatchRequest.DESCRIPTOR.fields_by_name["id"].has_presence
     assert cosi_resource_pb2.DESCRIPTOR.services_by_name["State"].full_name == "cosi.resource.State"
+
+
+def test_talos_1_13_and_1_14_services_and_specs():
+    """LifecycleService, ImageService, ContainerdInstance, BootID and the k8s specs with
+    their 1.13 field moves, against Talos v1.13.9 / v1.14.0-rc.1."""
+    from taltasks.talos.api import (
+        common_pb2,
+        definitions_k8s_pb2,
+        definitions_runtime_pb2,
+        image_pb2,
+        lifecycle_pb2,
+    )
+
+    lifecycle = lifecycle_pb2.DESCRIPTOR.services_by_name["LifecycleService"]
+    assert lifecycle.full_name == "machine.LifecycleService"
+    assert all(lifecycle.methods_by_name[m].server_streaming for m in ("Install", "Upgrade"))
+    progress = lifecycle_pb2.LifecycleServiceInstallProgress.DESCRIPTOR
+    assert [(f.name, f.number) for f in progress.oneofs_by_name["response"].fields] == [
+        ("message", 1),
+        ("exit_code", 2),
+    ]
+    upgrade = lifecycle_pb2.LifecycleServiceUpgradeRequest.DESCRIPTOR
+    assert upgrade.fields_by_name["containerd"].message_type.full_name == "common.ContainerdInstance"
+    assert upgrade.fields_by_name["source"].number == 2
+    images = image_pb2.DESCRIPTOR.services_by_name["ImageService"]
+    assert images.full_name == "machine.ImageService"
+    assert images.methods_by_name["Pull"].server_streaming and images.methods_by_name["List"].server_streaming
+    assert image_pb2.ImageServicePullRequest.DESCRIPTOR.fields_by_name["image_ref"].number == 3
+    pulled = image_pb2.ImageServicePullResponse.DESCRIPTOR.fields_by_name
+    assert (pulled["name"].number, pulled["pull_progress"].number) == (1, 2)
+    instance = common_pb2.ContainerdInstance.DESCRIPTOR.fields_by_name
+    assert (instance["driver"].number, instance["namespace"].number) == (1, 2)
+    assert definitions_runtime_pb2.BootIDSpec.DESCRIPTOR.fields_by_name["boot_id"].number == 1
+    k8s = definitions_k8s_pb2
+    for spec, new, old in (
+        (k8s.APIServerConfigSpec, 13, 7),
+        (k8s.ControllerManagerConfigSpec, 10, 6),
+        (k8s.SchedulerConfigSpec, 8, 3),
+    ):
+        fields = spec.DESCRIPTOR.fields_by_name
+        assert fields["extra_args"].number == new
+        assert fields["extra_args"].message_type.fields_by_name["value"].message_type.name == "ArgValues"
+        assert fields["legacy_extra_args"].number == old

@@ -5,6 +5,8 @@ reboot, upgrade, shutdown or reset), comes ``up`` (booted, kubelet running) or l
 ``maintenance``. This module turns that into Node objects in the Kubernetes emulator:
 registered when the kubelet first runs and the API exists, NotReady while the machine is
 down (its pods go away), Ready again with the new kubelet and OS versions in ``nodeInfo``.
+As Talos does, a machine that starts upgrading, shutting down or resetting cordons its
+Node (``talos.dev/cordoned``) and uncordons its own cordon when it boots again.
 
 The Kubernetes API itself exists only once etcd does: in a fresh (maintenance-mode)
 cluster the emulator starts when ``Bootstrap`` succeeds, and every node whose kubelet is
@@ -25,8 +27,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from taltasks.sim.kube.controllers import MIRROR, StaticPod
-from taltasks.sim.kube.nodes import os_image_for, register_node, set_node_ready
+from taltasks.sim.kube.nodes import os_image_for, register_node, set_node_ready, talos_cordon
 from taltasks.sim.talos import configview, controlplane
+from taltasks.sim.talos.node import Stage
 
 if TYPE_CHECKING:
     from taltasks.sim.kube.store import Subscription, WatchEvent
@@ -95,6 +98,8 @@ class Coupling:
             self._up(node)
         elif what in ("down", "maintenance"):
             self._down(node)
+        elif what == "stage":
+            self._talos_cordon(node, data["stage"])
 
     def _up(self, node: SimNode) -> None:
         version = kubelet_version(node, self.talos.kubernetes_version)
@@ -128,6 +133,18 @@ class Coupling:
             if self.kube.store.try_get("nodes", node.hostname) is None:
                 return
             set_node_ready(self.kube.store, node.hostname, False)
+
+    def _talos_cordon(self, node: SimNode, stage: Stage) -> None:
+        """Talos cordons its Node for an upgrade, shutdown or reset and uncordons it (only
+        its own cordon) when booting or running; other stages leave it as it is."""
+        if stage in (Stage.UPGRADING, Stage.SHUTTING_DOWN, Stage.RESETTING):
+            cordon = True
+        elif stage in (Stage.BOOTING, Stage.RUNNING):
+            cordon = False
+        else:
+            return
+        with self._lock:
+            talos_cordon(self.kube.store, node.hostname, cordon)
 
     # ---- static pods ---------------------------------------------------------------------
 

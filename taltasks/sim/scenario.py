@@ -21,7 +21,7 @@
       timeSync: 0                # after apid answers, the clock syncs (Bootstrap refused until then)
       timeSyncWait: 5            # Bootstrap waits this long for time sync before refusing
     nodes:                         # per node, by hostname
-      worker-1: {zone: zone-a}
+      worker-1: {zone: zone-a}      # also: version (mixed clusters), labels, omni: HOST (Omni-managed)
     talosFaults:                   # Talos-side faults, by node
       worker-2: {neverReturns: true}
     ceph: …  cnpg: …  flux: …  workloads: …  faults: …  tuppr: …   # the Kubernetes world (see its docs)
@@ -77,7 +77,7 @@ TIMING_KEYS = {
     "timeSync": "time_sync",
     "timeSyncWait": "time_sync_wait",
 }
-NODE_KEYS = {"zone", "labels", "version"}
+NODE_KEYS = {"zone", "labels", "version", "omni"}
 TALOS_FAULTS = {
     "neverReturns": "never_returns",
     "keepsOldVersion": "keeps_old_version",

@@ -74,6 +74,7 @@ class SimWorld:
             extra = scenario.nodes.get(spec.hostname, {})
             spec.zone = extra.get("zone", spec.zone)
             spec.version = extra.get("version", spec.version)
+            spec.omni = extra.get("omni", spec.omni)
         self.api_address = api_address or addresses.api_address(self.subnet)
         self.talos = SimTalosCluster(
             name=scenario.name,

@@ -140,15 +140,11 @@ class TalosClient:
     # ---- plumbing -------------------------------------------------------------------------
 
     def _stub(self, channel: grpc.Channel, kind: str) -> Any:
-        from taltasks.talos.api import cosi_resource_pb2_grpc, machine_pb2_grpc
-
+        """The stub of service ``kind`` (machine, cosi, lifecycle, image) on ``channel``."""
         key = (id(channel), kind)
         stub = self._stubs.get(key)
         if stub is None:
-            cls = (
-                machine_pb2_grpc.MachineServiceStub if kind == "machine" else cosi_resource_pb2_grpc.StateStub
-            )
-            stub = self._stubs[key] = cls(channel)
+            stub = self._stubs[key] = _STUBS[kind]()(channel)
         return stub
 
     @staticmethod
@@ -861,6 +857,23 @@ class TalosClient:
             if rd["type"] == type_:
                 return rd["defaultNamespace"]
         return "default"
+
+
+def _stub_class(module: str, name: str) -> Callable[[], Any]:
+    def load() -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(f"taltasks.talos.api.{module}"), name)
+
+    return load
+
+
+_STUBS: dict[str, Callable[[], Any]] = {
+    "machine": _stub_class("machine_pb2_grpc", "MachineServiceStub"),
+    "cosi": _stub_class("cosi_resource_pb2_grpc", "StateStub"),
+    "lifecycle": _stub_class("lifecycle_pb2_grpc", "LifecycleServiceStub"),
+    "image": _stub_class("image_pb2_grpc", "ImageServiceStub"),
+}
 
 
 def _context_auth(context: Context) -> list[tuple[str, str]]:

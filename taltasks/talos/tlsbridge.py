@@ -256,6 +256,10 @@ class TlsFront:
     open connections stay open but carry nothing either way, and new connections are
     accepted by the kernel but never answered (no TLS handshake). :meth:`release` lets
     everything flow again, like a healed network.
+
+    ``verify_peer`` (given the client certificate's DER) may refuse a certificate the CA
+    accepted by returning why: the connection is closed before anything is forwarded — the
+    simulator's apid uses it for Talos's extended-key-usage rule.
     """
 
     def __init__(
@@ -266,12 +270,14 @@ class TlsFront:
         backend: tuple[str, int],
         identities: dict[int, PeerIdentity],
         on_connect: Callable[[PeerIdentity], None] | None = None,
+        verify_peer: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.context = context
         self.backend = backend
         self.identities = identities
         self.on_connect = on_connect
+        self.verify_peer = verify_peer
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
         self._flowing = asyncio.Event()
@@ -358,6 +364,10 @@ class TlsFront:
                 elif key == "commonName":
                     cn = value
         identity = PeerIdentity(tuple(orgs), cn, f"{self.host}:{self.port}")
+        der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+        if der and self.verify_peer is not None and self.verify_peer(der):
+            writer.close()
+            return
         try:
             b_reader, b_writer = await asyncio.open_connection(*self.backend)
         except OSError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taltasks.sim.scenario import Scenario
+from taltasks.sim.talos import minconfig
 from taltasks.sim.world import SimWorld
 
 FAST = {
@@ -50,3 +51,18 @@ def client_with(world, *, roles=("os:admin",), endpoints=None, nodes=None):
 
 def ips(world, role=None):
     return [n.ip for n in world.talos.nodes if role is None or n.role == role]
+
+
+def node_config(world, name, *, version="v1.11.5"):
+    node = world.talos.node(name)
+    return minconfig.render(
+        cluster_name="test",
+        endpoint=f"https://{world.api_address}:6443",
+        hostname=name,
+        ip=node.ip,
+        control_plane=name.startswith("cp-"),
+        version=version,
+        kubernetes_version="v1.34.3",
+        os_ca=world.talos.secrets.os_ca,
+        k8s_ca=world.talos.secrets.k8s_ca,
+    )

@@ -7,28 +7,12 @@ import hashlib
 import pytest
 import yaml
 
-from simtalos import client_with, ips, make_world
-from taltasks.sim.talos import minconfig
+from simtalos import client_with, ips, make_world, node_config
 from taltasks.talos import actions
 from taltasks.talos.client import TalosClient
 from taltasks.talos.config import Context
 from taltasks.talos.results import TalosCallError
 from waiting import wait_until
-
-
-def node_config(world, name, *, version="v1.11.5"):
-    node = world.talos.node(name)
-    return minconfig.render(
-        cluster_name="test",
-        endpoint=f"https://{world.api_address}:6443",
-        hostname=name,
-        ip=node.ip,
-        control_plane=name.startswith("cp-"),
-        version=version,
-        kubernetes_version="v1.34.3",
-        os_ca=world.talos.secrets.os_ca,
-        k8s_ca=world.talos.secrets.k8s_ca,
-    )
 
 
 def test_upgrade_followed_through_events_until_back_with_new_boot_id(world, admin):
@@ -278,8 +262,10 @@ def test_operator_may_reboot_reader_may_not(world):
 def test_forfeit_leadership_leave_and_shutdown(world, admin):
     etcd = world.talos.etcd
     leader = next(n for n in world.talos.control_planes if etcd.members[etcd.leader].hostname == n.hostname)
-    assert admin.etcd_forfeit_leadership(node=leader.ip) == leader.hostname
-    assert etcd.members[etcd.leader].hostname != leader.hostname
+    new_leader = admin.etcd_forfeit_leadership(node=leader.ip)
+    # as Talos: the reply names the member that leads now, never the one that stepped down
+    assert new_leader == etcd.members[etcd.leader].hostname != leader.hostname
+    assert admin.etcd_forfeit_leadership(node=leader.ip) == ""  # not the leader any more
     leaving = next(n for n in world.talos.control_planes if n is not leader)
     admin.etcd_leave(node=leaving.ip)
     remaining = admin.etcd_members([leader.ip])[0].unwrap()

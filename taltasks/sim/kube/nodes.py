@@ -275,6 +275,38 @@ def _record(store: Store, name: str, ready: bool, info: Mapping[str, Any]) -> No
         )
 
 
+TALOS_CORDONED = "talos.dev/cordoned"
+
+
+def talos_cordon(store: Store, name: str, cordon: bool) -> bool:
+    """What Talos's node controller does to its own Node (all of 1.8 … 1.14): while the
+    machine is upgrading, shutting down or resetting it cordons a schedulable Node and marks
+    it ``talos.dev/cordoned``; once it boots or runs again it uncordons — but only a Node it
+    cordoned itself (someone else's cordon stays). True when the Node changed."""
+    changed = False
+
+    def change(node: dict[str, Any]) -> None:
+        nonlocal changed
+        spec = node.setdefault("spec", {})
+        annotations = node.setdefault("metadata", {}).setdefault("annotations", {})
+        if cordon and not spec.get("unschedulable"):
+            spec["unschedulable"] = True
+            annotations[TALOS_CORDONED] = "true"
+            changed = True
+        elif not cordon and spec.get("unschedulable") and TALOS_CORDONED in annotations:
+            spec["unschedulable"] = False
+            del annotations[TALOS_CORDONED]
+            changed = True
+
+    if store.try_get("nodes", name) is None:
+        return False
+    store.mutate("nodes", name, change)
+    recorder = getattr(store, "recorder", None)
+    if changed and recorder is not None:
+        recorder.record("node.talos_cordon", node=name, cordoned=cordon)
+    return changed
+
+
 def node_ready(node: Mapping[str, Any]) -> bool:
     return condition_true(node)
 

@@ -3,11 +3,21 @@
 One grpcio server serves every simulated node. A :class:`TlsFront` per node terminates
 mutual TLS and forwards plaintext; the forwarded connection's local port identifies the
 caller's certificate (roles) and the endpoint node they dialled. Routing follows
-talos-api.md §8.2 in order: ``proxyfrom`` or no header → local; multi-valued ``node`` →
-InvalidArgument; a worker endpoint cannot forward; ``nodes`` → one-to-many (not for COSI);
-``node`` → one-to-one. One-to-many replies concatenate each node's single element in
-completion order, with ``metadata.hostname`` = the target as written, and turn a node's
-failure into an element carrying only ``metadata{hostname, error, status}``.
+talos-api.md §8.2 in order, as the *endpoint's* Talos minor does it (:mod:`.versions`):
+maintenance mode, ``proxyfrom`` or no header → local; multi-valued ``node`` →
+InvalidArgument; a worker endpoint cannot forward; ``nodes`` → one-to-many (not for COSI;
+from 1.13 only for MachineService and a few others, so never for LifecycleService or
+ImageService; logged as deprecated by 1.14); ``node`` → one-to-one. One-to-many replies
+concatenate each node's single element in completion order, with ``metadata.hostname`` =
+the target as written, and turn a node's failure into an element carrying only
+``metadata{hostname, error, status}``.
+
+What a call may do is decided on the node that serves it, by *that* node's minor: whether
+the service exists there (LifecycleService and ImageService from 1.13), the roles
+(machined authorizes, not the endpoint's apid — so a fan-out with a certificate that lacks
+a role gets one PermissionDenied per node, not a failed call) and maintenance-mode rules.
+Every call is recorded (``talos.api``) with its service, method, routing (``local``,
+``node`` or ``nodes``) and per-target outcome.
 """
 
 from __future__ import annotations
@@ -24,9 +34,9 @@ import grpc
 from google.protobuf import empty_pb2, message_factory
 from google.rpc import status_pb2
 
-from taltasks.sim.talos import machined, rbac
+from taltasks.sim.talos import installer, machined, rbac, versions
 from taltasks.sim.talos.machined import Call, RpcError
-from taltasks.talos.api import common_pb2, cosi_resource_pb2, machine_pb2
+from taltasks.talos.api import common_pb2, cosi_resource_pb2, image_pb2, lifecycle_pb2, machine_pb2
 
 if TYPE_CHECKING:
     from taltasks.sim.talos.cluster import SimTalosCluster
@@ -48,15 +58,21 @@ class Method:
         return self.path.rsplit("/", 1)[1]
 
     @property
+    def service(self) -> str:
+        return self.path[1:].split("/", 1)[0]
+
+    @property
     def cosi(self) -> bool:
         return self.path.startswith("/cosi.")
 
 
-def _machine_methods() -> dict[str, Method]:
-    svc = machine_pb2.DESCRIPTOR.services_by_name["MachineService"]
+def _service_methods(module: Any, service: str, handlers: Any) -> dict[str, Method]:
+    """Every method of ``service`` (from the generated ``module``), handled by the function
+    of the same name in ``handlers``."""
+    svc = module.DESCRIPTOR.services_by_name[service.rsplit(".", 1)[1]]
     out = {}
     for md in svc.methods:
-        path = f"/machine.MachineService/{md.name}"
+        path = f"/{service}/{md.name}"
         req = (
             empty_pb2.Empty
             if md.input_type.full_name == "google.protobuf.Empty"
@@ -67,7 +83,7 @@ def _machine_methods() -> dict[str, Method]:
             req,
             message_factory.GetMessageClass(md.output_type),
             md.server_streaming,
-            getattr(machined, md.name),
+            getattr(handlers, md.name),
         )
     return out
 
@@ -100,7 +116,12 @@ def _cosi_write(node: SimNode, req: Any, call: Call) -> Any:
     raise RpcError(grpc.StatusCode.PERMISSION_DENIED, "write access is not allowed")
 
 
-METHODS: dict[str, Method] = {**_machine_methods(), **_cosi_methods()}
+METHODS: dict[str, Method] = {
+    **_service_methods(machine_pb2, versions.MACHINE, machined),
+    **_service_methods(lifecycle_pb2, versions.LIFECYCLE, installer.Lifecycle),
+    **_service_methods(image_pb2, versions.IMAGES, installer.Images),
+    **_cosi_methods(),
+}
 
 
 def _element_class(reply: type) -> type:
@@ -172,9 +193,9 @@ class Apid:
         return endpoint, frozenset(o for o in identity.organizations if o.startswith("os:"))
 
     def _route(
-        self, method: Method, endpoint: SimNode, roles: frozenset[str], context: grpc.ServicerContext
+        self, method: Method, endpoint: SimNode, context: grpc.ServicerContext
     ) -> tuple[str, list[tuple[str, SimNode | None]]]:
-        """("local"|"one"|"many", targets) or abort, following apid's director."""
+        """("local"|"node"|"nodes", targets) or abort, as the endpoint's apid directs it."""
         md: dict[str, list[str]] = {}
         for key, value in context.invocation_metadata():
             md.setdefault(key, []).append(value)
@@ -192,12 +213,11 @@ class Apid:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "no request forwarding")
         resolved = [(t, self.cluster.node_by_target(t)) for t in targets]
         if "nodes" in md:
-            if method.cosi:
-                context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "one-2-many proxying is not supported for COSI methods"
-                )
-            return "many", resolved
-        return "one", resolved
+            refusal = endpoint.minor.one_to_many_refusal(method.path)
+            if refusal:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal)
+            return "nodes", resolved
+        return "node", resolved
 
     # ---- running a call on one node -----------------------------------------------------------
 
@@ -214,11 +234,10 @@ class Apid:
                 grpc.StatusCode.UNAVAILABLE,
                 'connection error: desc = "transport: authentication handshake failed: x509: certificate signed by unknown authority"',
             )
-        if not method.cosi:  # COSI stays readable in maintenance mode (non-sensitive types only)
-            machined.check_maintenance(node, method.name, call)
         if node.faults.vanished and not node.hold_while_vanished(call.is_active):
             # a vanished node never answers: the caller's deadline ends the call
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+        authorize(node, method.path, method.name, call)
         result = method.handler(node, request, call)
         return _while_present(node, result, call) if method.streaming else result
 
@@ -232,19 +251,16 @@ class Apid:
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             endpoint, roles = self._caller(context)
-            if not endpoint.maintenance and not rbac.allowed(method.path, roles):
-                self._record(method, endpoint, [], roles, "PermissionDenied")
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, "not authorized")
-            mode, targets = self._route(method, endpoint, roles, context)
+            mode, targets = self._route(method, endpoint, context)
             call = Call(method.path, roles, context.is_active)
-            if mode != "many":
+            if mode != "nodes":
                 target, node = targets[0]
                 try:
-                    reply = self._run_on(method, target, node, request, call, proxied=mode == "one")
+                    reply = self._run_on(method, target, node, request, call, proxied=mode == "node")
                 except RpcError as exc:
-                    self._record(method, endpoint, [target], roles, exc.code.name)
+                    self._record(method, endpoint, mode, [target], roles, exc.code.name)
                     context.abort(exc.code, exc.message)
-                self._record(method, endpoint, [target], roles, "OK")
+                self._record(method, endpoint, mode, [target], roles, "OK")
                 return reply
             reply = method.reply()
             jobs = {
@@ -263,7 +279,7 @@ class Apid:
                 except RpcError as exc:
                     reply.messages.append(self._error_element(element, target, exc.code, exc.message))
                     codes[target] = exc.code.name
-            self._record(method, endpoint, [t for t, _ in targets], roles, codes)
+            self._record(method, endpoint, mode, [t for t, _ in targets], roles, codes)
             return reply
 
         return handle
@@ -271,19 +287,26 @@ class Apid:
     def _stream(self, method: Method) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             endpoint, roles = self._caller(context)
-            if not endpoint.maintenance and not rbac.allowed(method.path, roles):
-                self._record(method, endpoint, [], roles, "PermissionDenied")
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, "not authorized")
-            mode, targets = self._route(method, endpoint, roles, context)
+            mode, targets = self._route(method, endpoint, context)
             call = Call(method.path, roles, context.is_active)
-            self._record(method, endpoint, [t for t, _ in targets], roles, "stream")
-            if mode != "many":
+            if mode != "nodes":
                 target, node = targets[0]
                 try:
-                    yield from self._run_on(method, target, node, request, call, proxied=mode == "one")
+                    items = self._run_on(method, target, node, request, call, proxied=mode == "node")
+                    first = next(items, _END)  # errors before the first item are the call's
+                except RpcError as exc:
+                    self._record(method, endpoint, mode, [target], roles, exc.code.name)
+                    context.abort(exc.code, exc.message)
+                self._record(method, endpoint, mode, [target], roles, "stream")
+                if first is _END:
+                    return
+                try:
+                    yield first
+                    yield from items
                 except RpcError as exc:
                     context.abort(exc.code, exc.message)
                 return
+            self._record(method, endpoint, mode, [t for t, _ in targets], roles, "stream")
             yield from self._fan_in(method, targets, request, call)
 
         return handle
@@ -319,15 +342,25 @@ class Apid:
                 yield item
 
     def _record(
-        self, method: Method, endpoint: SimNode, targets: list[str], roles: frozenset[str], code: Any
+        self,
+        method: Method,
+        endpoint: SimNode,
+        routing: str,
+        targets: list[str],
+        roles: frozenset[str],
+        code: Any,
     ) -> None:
+        extra = {"deprecated": "nodes"} if routing == "nodes" and endpoint.minor.nodes_deprecated else {}
         self.cluster.recorder.record(
             "talos.api",
+            service=method.service,
             method=method.name,
             endpoint=endpoint.hostname,
+            routing=routing,
             targets=targets,
             roles=sorted(roles),
             code=code,
+            **extra,
         )
 
 
@@ -337,6 +370,56 @@ def _while_present(node: SimNode, items: Iterator[Any], call: Call) -> Iterator[
         if node.faults.vanished and not node.hold_while_vanished(call.is_active):
             return
         yield item
+
+
+_END = object()
+
+
+def authorize(node: SimNode, path: str, name: str, call: Call) -> None:
+    """What the serving node's machined decides before a handler runs, by its minor: the
+    service must exist there, maintenance mode has its own rules, and the roles must allow
+    the method (talos-api.md §9.3-9.4)."""
+    minor = node.minor
+    service = path[1:].split("/", 1)[0]
+    maintenance = minor.maintenance if node.maintenance else None
+    if maintenance is not None and maintenance.kind == "service":
+        # up to 1.12 a separate maintenance server: a few MachineService methods, COSI reads
+        if service == versions.COSI:
+            return
+        admin = rbac.ADMIN in call.roles
+        if (
+            service != versions.MACHINE
+            or name not in maintenance.methods
+            or (name in maintenance.admin_only and not admin)
+        ):
+            raise RpcError(grpc.StatusCode.UNIMPLEMENTED, "API is not implemented in maintenance mode")
+        return
+    if not minor.serves(path):
+        raise RpcError(grpc.StatusCode.UNIMPLEMENTED, f"unknown service {service}")
+    if not minor.allowed(path, call.roles):
+        raise RpcError(grpc.StatusCode.PERMISSION_DENIED, "not authorized")
+
+
+def refuse_client_certificate(der: bytes) -> str | None:
+    """apid's extended-key-usage rule (every Talos 1.x): a client certificate that is not a
+    CA must list exactly clientAuth — serverAuth+clientAuth, or no EKU at all, is refused at
+    the TLS layer with this reason."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return None
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usages = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        usages = []
+    if usages == [ExtendedKeyUsageOID.CLIENT_AUTH]:
+        return None
+    return f"certificate {cert.subject.rfc4514_string()!r} is missing the client auth extended key usage"
 
 
 def _has_port(target: str) -> bool:

@@ -33,6 +33,7 @@ class NodeSpec:
     version: str | None = None
     config: bytes | None = None  # an explicit machine config; otherwise a minimal one is made
     zone: str | None = None
+    omni: str | None = None  # the Omni (SideroLink) host managing this machine, if any
 
 
 @dataclass
@@ -78,6 +79,8 @@ class SimTalosCluster:
         self.kubeconfig_provider: Callable[[SimNode], str] | None = None
         self.etcd_bootstrap_hooks: list[Callable[[SimNode], None]] = []
         self._apid: Apid | None = None
+        # image references the simulated registries do not have (pulls fail NotFound)
+        self.registry_missing: set[str] = set()
         for spec in self.specs:
             addresses.check_loopback(spec.ip)
 
@@ -94,6 +97,11 @@ class SimTalosCluster:
 
     def node_by_target(self, target: str) -> SimNode | None:
         return next((n for n in self.nodes if target in (n.ip, n.hostname)), None)
+
+    def registry_has(self, ref: str) -> bool:
+        """Whether a pull of ``ref`` finds it: every well-formed reference except those in
+        :attr:`registry_missing` (a test or scenario names the bad ones)."""
+        return bool(ref) and ref not in self.registry_missing and not ref.startswith(("/", ":"))
 
     @property
     def control_planes(self) -> list[SimNode]:
@@ -123,17 +131,17 @@ class SimTalosCluster:
                     os_ca=self.secrets.os_ca,
                     k8s_ca=self.secrets.k8s_ca,
                 )
-            self.nodes.append(
-                SimNode(
-                    self,
-                    hostname=spec.hostname,
-                    ip=spec.ip,
-                    control_plane=spec.control_plane,
-                    version=spec.version or self.talos_version,
-                    config=config,
-                    timings=self.timings,
-                )
+            node = SimNode(
+                self,
+                hostname=spec.hostname,
+                ip=spec.ip,
+                control_plane=spec.control_plane,
+                version=spec.version or self.talos_version,
+                config=config,
+                timings=self.timings,
             )
+            node.siderolink_host = spec.omni
+            self.nodes.append(node)
         if not self.maintenance:
             # a running cluster: every control plane is an etcd member already
             cps = [n for n in self.nodes if n.control_plane]
@@ -156,9 +164,23 @@ class SimTalosCluster:
             self._apid.stop()
 
     def make_front(self, node: SimNode, context) -> tlsbridge.TlsFront:
+        from taltasks.sim.talos.apid import refuse_client_certificate
+
         assert self._apid is not None
+
+        def verify(der: bytes) -> str | None:
+            reason = refuse_client_certificate(der)
+            if reason:
+                self.recorder.record("talos.tls_refused", node=node.hostname, reason=reason)
+            return reason
+
         return tlsbridge.TlsFront(
-            node.ip, addresses.TALOS_PORT, context, ("127.0.0.1", self._apid.port), self.identities
+            node.ip,
+            addresses.TALOS_PORT,
+            context,
+            ("127.0.0.1", self._apid.port),
+            self.identities,
+            verify_peer=verify,
         )
 
     # ---- PKI -----------------------------------------------------------------------------------

@@ -178,19 +178,13 @@ def parse(raw: bytes, version: str | None = None) -> ConfigView:
     )
 
 
-# From this Talos minor on, apply-config never reboots: AUTO applies live, REBOOT is refused
-# (release notes of 1.14, "Apply Configuration Modes"); settings read at boot wait for the
-# next one.
-LIVE_APPLY_FROM = (1, 14)
-
-
 def applies_live(version: str | None) -> bool:
-    from taltasks.model.versions import Version
+    """Whether a node running ``version`` takes every apply without a reboot (1.14: AUTO
+    applies live, REBOOT is refused; settings read at boot wait for the next one) — the
+    node's row in :mod:`taltasks.sim.talos.versions` decides."""
+    from taltasks.sim.talos import versions
 
-    try:
-        return version is not None and Version.parse(version).minor_key >= LIVE_APPLY_FROM
-    except ValueError:
-        return False
+    return version is not None and not versions.minor(version).auto_may_reboot
 
 
 # Paths whose change cannot be applied to a running node (the node must reboot). Everything

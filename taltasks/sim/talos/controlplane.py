@@ -64,17 +64,51 @@ def component_image(node: SimNode, component: Component) -> str:
     return configured or f"registry.k8s.io/{component.id}:{node.cluster.kubernetes_version}"
 
 
-def publish_configs(node: SimNode) -> None:
-    """(Re)publish the component config resources of a configured control plane; an
-    unchanged image leaves a resource (and its version) alone."""
+def component_extra_args(node: SimNode, component: Component) -> dict[str, list[str]]:
+    """``cluster.<component>.extraArgs`` of the node's config, each flag with its values
+    (a string is one value; Talos 1.13+ also takes a list)."""
+    section = ((node.config.v1alpha1 if node.config is not None else {}).get("cluster") or {}).get(
+        component.config_key
+    ) or {}
+    out: dict[str, list[str]] = {}
+    for flag, value in (section.get("extraArgs") or {}).items():
+        out[str(flag)] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return out
+
+
+def _config_spec(node: SimNode, component: Component, image: str) -> tuple[dict, object]:
+    """The component config resource's YAML and proto spec as the node's minor writes them:
+    ``extraArgs`` as a flat map up to 1.12 (proto field 7/6/3), as lists of values from 1.13
+    (``{flag: {values: [...]}}``, proto field 13/10/8)."""
     from taltasks.talos.api import definitions_k8s_pb2 as k8s
 
+    cls = {
+        "apiServer": k8s.APIServerConfigSpec,
+        "controllerManager": k8s.ControllerManagerConfigSpec,
+        "scheduler": k8s.SchedulerConfigSpec,
+    }[component.config_key]
+    args = component_extra_args(node, component)
+    proto = cls(image=image)
+    spec: dict = {"image": image}
+    if node.minor.extra_args == "values":
+        for flag, values in args.items():
+            proto.extra_args[flag].values.extend(values)
+        spec["extraArgs"] = {flag: {"values": values} for flag, values in args.items()}
+    else:
+        for flag, values in args.items():
+            proto.legacy_extra_args[flag] = ",".join(values)
+        spec["extraArgs"] = {flag: ",".join(values) for flag, values in args.items()}
+    return spec, proto
+
+
+def publish_configs(node: SimNode) -> None:
+    """(Re)publish the component config resources of a configured control plane; an
+    unchanged image and args leave a resource (and its version) alone."""
     if node.config is None or not node.control_plane:
         return
     for c in COMPONENTS:
-        image = component_image(node, c)
-        proto = k8s.APIServerConfigSpec(image=image) if c.config_key == "apiServer" else None
-        node.resources.put(NAMESPACE, c.resource_type, c.id, {"image": image}, proto)
+        spec, proto = _config_spec(node, c, component_image(node, c))
+        node.resources.put(NAMESPACE, c.resource_type, c.id, spec, proto)
 
 
 def static_pods(node: SimNode) -> list[StaticPodState]:
@@ -92,23 +126,25 @@ def static_pods(node: SimNode) -> list[StaticPodState]:
 def on_live_apply(node: SimNode, old: configview.ConfigView, new: configview.ConfigView) -> None:
     """React to a config applied without a reboot (see the module docstring)."""
     # kube-proxy is a DaemonSet: its image is the kubelet's to pull, not Talos's
-    pairs = [(old.kubelet_image, new.kubelet_image)]
+    pairs = [(old.kubelet_image, new.kubelet_image, "system")]
     if new.control_plane:
-        pairs += [(old.image(c.config_key), new.image(c.config_key)) for c in COMPONENTS]
-    for before, after in pairs:
+        pairs += [(old.image(c.config_key), new.image(c.config_key), "cri") for c in COMPONENTS]
+    for before, after, namespace in pairs:
         if after and after != before:
-            pull_for_config(node, after)
+            pull_for_config(node, after, namespace)
     if new.image("proxy") != old.image("proxy"):
         node.record("talos.kube_proxy_image", image=new.image("proxy"), before=old.image("proxy"))
     if new.kubelet_image and new.kubelet_image != old.kubelet_image:
         restart_kubelet(node, new.kubelet_image)
 
 
-def pull_for_config(node: SimNode, image: str) -> None:
-    """An image the config needs that nobody pre-pulled is pulled now."""
-    if image in node.images:
+def pull_for_config(node: SimNode, image: str, namespace: str = "cri") -> None:
+    """An image the config needs that nobody pre-pulled is pulled now (the kubelet's into
+    containerd's ``system`` namespace, the rest into ``cri``)."""
+    store = node.image_store(namespace)
+    if image in store:
         return
-    node.images.add(image)
+    store.add(image)
     node.record("talos.image_pull", image=image, source="config")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from taltasks.sim.talos import configview
+from taltasks.sim.talos import configview, versions
 from taltasks.sim.talos.events import StreamClosed
 from taltasks.sim.talos.node import SimNode, Stage
 from taltasks.talos.api import common_pb2, cosi_resource_pb2
@@ -55,18 +55,6 @@ def _cp_only(node: SimNode, api: str) -> None:
 def _running(node: SimNode) -> None:
     if node.stage not in (Stage.RUNNING, Stage.BOOTING):
         raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, f"node is {node.stage.text}")
-
-
-MAINTENANCE_ALLOWED = {"ApplyConfiguration", "Version", "Upgrade", "Reset"}
-MAINTENANCE_ADMIN_ONLY = {"Version", "Upgrade", "Reset"}
-
-
-def check_maintenance(node: SimNode, name: str, call: Call) -> None:
-    """In maintenance mode only a handful of RPCs exist (talos-api.md §9.4)."""
-    if not node.maintenance:
-        return
-    if name not in MAINTENANCE_ALLOWED or (name in MAINTENANCE_ADMIN_ONLY and "os:admin" not in call.roles):
-        raise RpcError(grpc.StatusCode.UNIMPLEMENTED, "API is not implemented in maintenance mode")
 
 
 # ---- simple reads ----------------------------------------------------------------------------
@@ -159,8 +147,14 @@ def ServiceStop(node: SimNode, req: m.ServiceStopRequest, call: Call) -> m.Servi
 def ImagePull(node: SimNode, req: m.ImagePullRequest, call: Call) -> m.ImagePullResponse:
     if not req.reference or (configview.image_tag(req.reference) is None and "@" not in req.reference):
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid image reference {req.reference!r}")
+    where = "system" if req.namespace == 1 else "cri"
+    if not node.cluster.registry_has(req.reference):
+        raise RpcError(
+            grpc.StatusCode.UNKNOWN,
+            f'failed to resolve reference "{req.reference}": {req.reference}: not found',
+        )
     node._sleep(node.timings.image_pull)
-    node.images.add(req.reference)
+    node.image_store(where).add(req.reference)
     node.record("talos.image_pull", image=req.reference, namespace=int(req.namespace), source="api")
     return m.ImagePullResponse(messages=[m.ImagePull()])
 
@@ -171,6 +165,9 @@ def ImagePull(node: SimNode, req: m.ImagePullRequest, call: Call) -> m.ImagePull
 def ApplyConfiguration(
     node: SimNode, req: m.ApplyConfigurationRequest, call: Call
 ) -> m.ApplyConfigurationResponse:
+    """Apply a config the way the node's minor does (:mod:`.versions`): which modes exist,
+    whether AUTO may resolve to a reboot, whether a no-reboot apply refuses a change that
+    needs one (up to 1.13) or takes it with the change waiting for the next boot (1.14)."""
     Mode = m.ApplyConfigurationRequest
     try:
         new = configview.parse(req.data, node.version)
@@ -190,17 +187,18 @@ def ApplyConfiguration(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"machine type can't be changed from {old.machine_type} to {new.machine_type}",
         )
-    live = configview.applies_live(node.version)
-    if live and req.mode == Mode.REBOOT:
+    minor = node.minor
+    name = Mode.Mode.Name(req.mode)
+    if name not in minor.apply_modes:
         raise RpcError(
             grpc.StatusCode.UNIMPLEMENTED,
-            "the REBOOT mode is not supported, please use AUTO or NO_REBOOT modes instead",
+            f"the {name} mode is not supported, please use AUTO or NO_REBOOT modes instead",
         )
-    reason = None if live else configview.needs_reboot(old, new)
+    reason = configview.needs_reboot(old, new)
     mode = req.mode
     if mode == Mode.AUTO:
-        mode = Mode.REBOOT if reason else Mode.NO_REBOOT
-    if mode in (Mode.NO_REBOOT, Mode.TRY) and reason:
+        mode = Mode.REBOOT if reason and minor.auto_may_reboot else Mode.NO_REBOOT
+    if mode in (Mode.NO_REBOOT, Mode.TRY) and reason and minor.live_apply_checked:
         raise RpcError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"apply configuration in {Mode.Mode.Name(mode)} mode failed: {reason}",
@@ -227,13 +225,16 @@ def ApplyConfiguration(
     try:
         if node.reboot_pending:
             raise RpcError(
-                grpc.StatusCode.FAILED_PRECONDITION, "apply configuration is not allowed: a reboot is pending"
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "configuration was already applied and node is rebooting, cannot apply more configuration changes until next reboot",
             )
-        node.record("talos.apply", mode=Mode.Mode.Name(mode), dry_run=False)
+        waits = reason if mode in (Mode.NO_REBOOT, Mode.TRY) else None
+        node.record("talos.apply", mode=Mode.Mode.Name(mode), dry_run=False, next_boot=waits)
         if mode == Mode.STAGED:
             node.staged_config = req.data
         elif mode in (Mode.NO_REBOOT, Mode.TRY):
             node.cluster.apply_live(node, new)
+            node.waiting_for_reboot = waits  # 1.14: taken, but it only acts at the next boot
             if mode == Mode.TRY:
                 _schedule_revert(node, old, new, timeout)
         else:  # REBOOT
@@ -275,20 +276,33 @@ def _schedule_revert(
 def _apply_in_maintenance(
     node: SimNode, req: m.ApplyConfigurationRequest, new: configview.ConfigView
 ) -> m.ApplyConfigurationResponse:
+    """Up to 1.12 the maintenance service takes TRY, REBOOT or AUTO and answers with warnings
+    only. From 1.13 machined serves it: REBOOT and AUTO are taken as NO_REBOOT, STAGED keeps
+    the config for the next boot (the node stays in maintenance mode until then)."""
     Mode = m.ApplyConfigurationRequest
-    if req.mode not in (Mode.TRY, Mode.REBOOT, Mode.AUTO):
+    rules = node.minor.maintenance
+    name = Mode.Mode.Name(req.mode)
+    if name not in rules.apply_modes:
         raise RpcError(
             grpc.StatusCode.UNIMPLEMENTED,
-            f"apply mode {Mode.Mode.Name(req.mode)} is not supported in maintenance mode",
+            f"apply mode {name} is not supported in maintenance mode",
+        )
+    mode, details = 0, ""
+    if rules.reboot_becomes_no_reboot:
+        mode = (
+            Mode.STAGED if req.mode == Mode.STAGED else (Mode.TRY if req.mode == Mode.TRY else Mode.NO_REBOOT)
+        )
+        details = (
+            "Staged configuration to be applied after the next reboot"
+            if mode == Mode.STAGED
+            else "Applied configuration without a reboot"
         )
     if req.dry_run:
-        return m.ApplyConfigurationResponse(
-            messages=[
-                m.ApplyConfiguration(
-                    mode_details="Dry run summary:\nNode is running in maintenance mode and does not have a config yet."
-                )
-            ]
-        )
+        text = "Dry run summary:\nNode is running in maintenance mode and does not have a config yet."
+        if details:
+            diff = configview.unified_diff(None, req.data)
+            text = f"Dry run summary:\n{details} (skipped in dry-run).\nConfig diff:\n\n{diff}"
+        return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(mode=mode, mode_details=text)])
     if not node.apply_lock.acquire(blocking=False):
         raise RpcError(
             grpc.StatusCode.FAILED_PRECONDITION, "another apply configuration is already in progress"
@@ -296,6 +310,12 @@ def _apply_in_maintenance(
     try:
         if node.busy:
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, "the node is already installing")
+        if mode == Mode.STAGED:
+            node.staged_config = req.data
+            node.record("talos.apply", mode="maintenance-staged", dry_run=False)
+            return m.ApplyConfigurationResponse(
+                messages=[m.ApplyConfiguration(warnings=[], mode=mode, mode_details=details)]
+            )
         node.record("talos.apply", mode="maintenance-install", dry_run=False)
 
         def install() -> None:
@@ -315,7 +335,9 @@ def _apply_in_maintenance(
         )
     finally:
         node.apply_lock.release()
-    return m.ApplyConfigurationResponse(messages=[m.ApplyConfiguration(warnings=[])])
+    return m.ApplyConfigurationResponse(
+        messages=[m.ApplyConfiguration(warnings=[], mode=mode, mode_details=details)]
+    )
 
 
 # ---- lifecycle ------------------------------------------------------------------------------------
@@ -339,6 +361,10 @@ UPGRADE_PHASES = [
 
 
 def Upgrade(node: SimNode, req: m.UpgradeRequest, call: Call) -> m.UpgradeResponse:
+    """The legacy upgrade (deprecated from 1.13): pull and validate the installer, check
+    etcd on a control plane — unless ``force``, or ``preserve`` on a version whose Upgrade
+    skips the check for it (1.12.9+, 1.13.4+, 1.14) — reply, then run the upgrade sequence
+    (a busy node publishes LOCKED instead)."""
     if node.maintenance and (req.preserve or req.stage or req.force):
         raise RpcError(
             grpc.StatusCode.UNIMPLEMENTED, "preserve, stage and force are not supported in maintenance mode"
@@ -349,9 +375,19 @@ def Upgrade(node: SimNode, req: m.UpgradeRequest, call: Call) -> m.UpgradeRespon
             grpc.StatusCode.INVALID_ARGUMENT,
             f"error validating installer image {req.image!r}: no version tag",
         )
-    if node.busy:
-        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, f"another sequence ({node.busy}) is running")
-    if node.control_plane and not (req.force or req.preserve):
+    # the installer is pulled and validated before the reply (talos-api.md §4.2)
+    node._sleep(node.timings.upgrade_pull)
+    while node.faults.upgrade_hangs and call.is_active() and not node.cluster.stopping.is_set():
+        node._sleep(0.1)
+    if not node.cluster.registry_has(req.image):
+        raise RpcError(
+            grpc.StatusCode.UNKNOWN,
+            f'error validating installer image "{req.image}": failed to resolve reference: {req.image}: not found',
+        )
+    node.system_images.add(req.image)
+    _, patch = versions.parse(node.version)
+    skip_etcd = req.force or (req.preserve and node.minor.preserve_skips_etcd_check(patch))
+    if node.control_plane and not node.maintenance and not skip_etcd:
         etcd = node.cluster.etcd
         if not etcd.all_healthy():
             bad = sorted(mm.hostname for mm in etcd.members.values() if not mm.healthy)
@@ -360,32 +396,55 @@ def Upgrade(node: SimNode, req: m.UpgradeRequest, call: Call) -> m.UpgradeRespon
             )
         if not etcd.quorum_ok(without=node.hostname):
             raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, "upgrading this node would break etcd quorum")
-    node.record("talos.upgrade", image=req.image, preserve=req.preserve, force=req.force, stage=req.stage)
-    # the installer is pulled and validated before the reply (talos-api.md §4.2)
-    node._sleep(node.timings.upgrade_pull)
-    while node.faults.upgrade_hangs and call.is_active() and not node.cluster.stopping.is_set():
-        node._sleep(0.1)
-    node.images.add(req.image)
+    node.record(
+        "talos.upgrade",
+        image=req.image,
+        preserve=req.preserve,
+        force=req.force,
+        stage=req.stage,
+        etcd_checked=node.control_plane and not skip_etcd,
+    )
     actor = str(uuid.uuid4())
+    if _locked(node, "stageUpgrade" if req.stage else "upgrade"):
+        return m.UpgradeResponse(messages=[m.Upgrade(ack="Upgrade request received", actor_id=actor)])
 
-    def switch_version() -> None:
-        if not node.faults.keeps_old_version:
-            node.version = tag
+    def install() -> None:
+        node.installed_version = tag
 
     node.run_sequence(
         "stageUpgrade" if req.stage else "upgrade",
         UPGRADE_PHASES,
         actor,
         stage=Stage.UPGRADING,
-        then=switch_version,
+        then=install,
     )
     return m.UpgradeResponse(messages=[m.Upgrade(ack="Upgrade request received", actor_id=actor)])
 
 
+def _locked(node: SimNode, sequence: str) -> bool:
+    """Talos starts a sequence only when none runs: otherwise it publishes a LOCKED
+    SequenceEvent (without an actor, as upstream's controller does) and does nothing."""
+    if node.busy == "boot":  # the boot sequence may be taken over: let it finish first
+        deadline = time.monotonic() + 5.0
+        while node.busy == "boot" and time.monotonic() < deadline:
+            node._sleep(0.02)
+    if not node.busy:
+        return False
+    node.events.publish(
+        m.SequenceEvent(
+            sequence=sequence,
+            action=m.SequenceEvent.NOOP,
+            error=common_pb2.Error(code=common_pb2.LOCKED, message="sequence not started: locked"),
+        )
+    )
+    node.record("talos.sequence_locked", sequence=sequence, running=node.busy)
+    return True
+
+
 def Reboot(node: SimNode, req: m.RebootRequest, call: Call) -> m.RebootResponse:
-    if node.busy:
-        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, f"another sequence ({node.busy}) is running")
     actor = str(uuid.uuid4())
+    if _locked(node, "reboot"):
+        return m.RebootResponse(messages=[m.Reboot(actor_id=actor)])
     node.record("talos.reboot", mode=int(req.mode))
     node.run_sequence(
         "reboot",
@@ -398,6 +457,8 @@ def Reboot(node: SimNode, req: m.RebootRequest, call: Call) -> m.RebootResponse:
 
 def Shutdown(node: SimNode, req: m.ShutdownRequest, call: Call) -> m.ShutdownResponse:
     actor = str(uuid.uuid4())
+    if _locked(node, "shutdown"):
+        return m.ShutdownResponse(messages=[m.Shutdown(actor_id=actor)])
     node.record("talos.shutdown")
     node.run_sequence(
         "shutdown",
@@ -419,9 +480,9 @@ def Reset(node: SimNode, req: m.ResetRequest, call: Call) -> m.ResetResponse:
     for spec in req.system_partitions_to_wipe:
         if spec.label not in ("EPHEMERAL", "STATE", "META"):
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown volume {spec.label!r}")
-    if node.busy:
-        raise RpcError(grpc.StatusCode.FAILED_PRECONDITION, f"another sequence ({node.busy}) is running")
     actor = str(uuid.uuid4())
+    if _locked(node, "reset"):
+        return m.ResetResponse(messages=[m.Reset(actor_id=actor)])
     node.record("talos.reset", graceful=req.graceful, reboot=req.reboot)
     leave = node.control_plane and req.graceful and not node.maintenance
 
@@ -515,14 +576,19 @@ def EtcdLeaveCluster(node: SimNode, req: m.EtcdLeaveClusterRequest, call: Call) 
 def EtcdForfeitLeadership(
     node: SimNode, req: m.EtcdForfeitLeadershipRequest, call: Call
 ) -> m.EtcdForfeitLeadershipResponse:
+    """Move leadership away if this member leads; the reply names the new leader ("" when
+    this member was not the leader)."""
     _cp_only(node, "etcd forfeit leadership")
     _local_member(node)
+    if len(node.cluster.etcd.members) == 1:
+        raise RpcError(
+            grpc.StatusCode.UNKNOWN,
+            "failed to forfeit leadership: cannot forfeit leadership, only one member",
+        )
     new_leader = node.cluster.etcd.forfeit(node.hostname)
     if new_leader:
-        node.record("etcd.leader_moved", to=new_leader)
-    return m.EtcdForfeitLeadershipResponse(
-        messages=[m.EtcdForfeitLeadership(member=node.hostname if new_leader else "")]
-    )
+        node.record("etcd.leader_moved", frm=node.hostname, to=new_leader)
+    return m.EtcdForfeitLeadershipResponse(messages=[m.EtcdForfeitLeadership(member=new_leader or "")])
 
 
 def EtcdStatus(node: SimNode, req: empty_pb2.Empty, call: Call) -> m.EtcdStatusResponse:
@@ -688,7 +754,7 @@ def _cosi_access(node: SimNode, namespace: str, type_: str, call: Call) -> None:
     from taltasks.sim.talos.resources import BY_TYPE
 
     if not node.resources.known(namespace, type_):
-        if type_ not in BY_TYPE and namespace != "meta":
+        if (type_ not in BY_TYPE or type_ in node.resources.unserved) and namespace != "meta":
             raise RpcError(grpc.StatusCode.PERMISSION_DENIED, f"resource type {type_!r} is not supported")
         raise RpcError(grpc.StatusCode.PERMISSION_DENIED, f"namespace {namespace!r} is not supported")
     rt = BY_TYPE.get(type_)
@@ -717,11 +783,14 @@ def COSIWatch(
 ) -> Iterator[cosi_resource_pb2.WatchResponse]:
     _cosi_access(node, req.namespace, req.type, call)
     single = req.HasField("id")
-    if single and (req.options.bootstrap_contents or req.options.label_query):
+    # cosi-project/runtime's server refuses both for a single-resource watch (whose first
+    # event is the resource's current state anyway)
+    if single and req.options.bootstrap_contents:
         raise RpcError(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "bootstrap contents and label queries are not supported for a single resource watch",
+            grpc.StatusCode.UNIMPLEMENTED, "bootstrap contents is not implemented for resource watch"
         )
+    if single and req.options.label_query:
+        raise RpcError(grpc.StatusCode.UNIMPLEMENTED, "label query is not implemented for resource watch")
     kinds = {"CREATED": 0, "UPDATED": 1, "DESTROYED": 2, "BOOTSTRAPPED": 3}
     watch = node.resources.watch(
         req.namespace,

@@ -23,7 +23,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from taltasks.machineconfig import pki
-from taltasks.sim.talos import configview, controlplane
+from taltasks.sim.talos import configview, controlplane, versions
 from taltasks.sim.talos.events import EventLog
 from taltasks.sim.talos.resources import ResourceStore
 from taltasks.sim.talos.startup import RuntimeStartup
@@ -125,15 +125,20 @@ class SimNode:
         self.ready = False
         self.reachable = False
         self.events = EventLog()
-        self.resources = ResourceStore()
+        self.resources = ResourceStore(unserved=self._unserved_types())
         self.services: dict[str, Service] = {}
-        self.images: set[str] = set()
+        self.images: set[str] = set()  # containerd namespace k8s.io (CRI): Kubernetes images
+        self.system_images: set[str] = set()  # namespace system: etcd, kubelet, installers
+        self.installed_version: str | None = None  # written by an upgrade, booted next
+        self.lifecycle_lock = threading.Lock()  # LifecycleService: one install/upgrade at a time
+        self.siderolink_host: str | None = None  # set: the machine is managed by Omni
         self.logs: dict[str, list[str]] = {}
         self.dmesg: list[str] = []
         self.listeners: list[Callable[[SimNode, str, dict[str, Any]], None]] = []
         self.lock = threading.RLock()
         self.apply_lock = threading.Lock()
         self.reboot_pending = False  # after a REBOOT-mode apply, until the node is down
+        self.waiting_for_reboot: str | None = None  # 1.14: an applied change acting at next boot
         self.busy: str | None = None  # a sequence in progress ("upgrade", "reboot", …)
         self._front: tlsbridge.TlsFront | None = None
         self._fault_changed = threading.Condition()
@@ -150,13 +155,28 @@ class SimNode:
         return self.config is None
 
     @property
+    def minor(self) -> versions.Minor:
+        """How this node's Talos minor behaves on the API (:mod:`.versions`)."""
+        return versions.minor(self.version)
+
+    @property
     def role(self) -> str:
         return "controlplane" if self.control_plane else "worker"
+
+    def image_store(self, namespace: str) -> set[str]:
+        """The images pulled into containerd namespace ``system`` or ``cri``."""
+        return self.system_images if namespace == "system" else self.images
 
     def _adopt_config(self, view: configview.ConfigView) -> None:
         self.control_plane = view.control_plane
         if view.hostname:
             self.hostname = view.hostname
+
+    def _unserved_types(self) -> frozenset[str]:
+        """COSI types this node's minor does not have."""
+        from taltasks.sim.talos.resources import BOOT_ID_TYPE
+
+        return frozenset() if self.minor.boot_id_resource else frozenset({BOOT_ID_TYPE})
 
     def __repr__(self) -> str:
         return f"SimNode({self.hostname} {self.ip} {self.role} {self.version} {self.stage.name})"
@@ -252,6 +272,7 @@ class SimNode:
         self.record(
             "talos.stage", stage=stage.text, ready=self.ready, boot_id=self.boot_id, version=self.version
         )
+        self.notify("stage", stage=stage)
 
     def _unmet_conditions(self) -> list[tuple[str, str]]:
         if self.stage in (Stage.MAINTENANCE, Stage.UNKNOWN):
@@ -326,6 +347,26 @@ class SimNode:
             {"version": self.version},
             rt.VersionSpec(version=self.version),
         )
+        if self.minor.boot_id_resource:
+            r.put(
+                "runtime",
+                "BootIDs.runtime.talos.dev",
+                "boot-id",
+                {"bootID": self.boot_id},
+                rt.BootIDSpec(boot_id=self.boot_id),
+            )
+        if self.siderolink_host:  # a machine Omni manages: connected to it over SideroLink
+            r.put(
+                "config",
+                "SiderolinkStatuses.siderolink.talos.dev",
+                "siderolink-status",
+                {
+                    "host": self.siderolink_host,
+                    "connected": True,
+                    "linkName": "siderolink",
+                    "grpcTunnel": False,
+                },
+            )
         r.put(
             "network",
             "HostnameStatuses.net.talos.dev",
@@ -408,10 +449,16 @@ class SimNode:
     def _boot(self, *, delays: bool, actor: str) -> None:
         with self.lock:
             self.boot_id = str(uuid.uuid4())
+            if self.installed_version is not None:
+                if not self.faults.keeps_old_version:
+                    self.version = self.installed_version
+                self.installed_version = None
             self.events = EventLog()
-            self.resources = ResourceStore()
+            self.resources = ResourceStore(unserved=self._unserved_types())
             self.services = {}
             self.reboot_pending = False
+            self.waiting_for_reboot = None
+            self.busy = "boot"
             if self.staged_config is not None and self.config is not None:
                 self.config = configview.parse(self.staged_config)
                 self._adopt_config(self.config)

@@ -1,7 +1,9 @@
 """Which roles may call which method (Talos v1.12 RBAC, talos-api.md §9.3).
 
 Methods without an entry require ``os:admin``; COSI reads of sensitive resource types
-require ``os:admin`` as well (checked by the COSI handlers).
+require ``os:admin`` as well (checked by the COSI handlers). What later minors add (1.13:
+LifecycleService, ImageService, ApplyConfiguration for maintenance-mode readers) sits in
+their rows of :mod:`.versions`, which is where a node asks (``Minor.allowed``).
 """
 
 from __future__ import annotations
@@ -67,11 +69,3 @@ ALLOWED: dict[str, frozenset[str]] = {
         )
     },
 }
-
-
-def allowed(method: str, roles: frozenset[str] | set[str] | tuple[str, ...]) -> bool:
-    """True when any of ``roles`` may call ``method`` (a full ``/pkg.Service/Method`` path)."""
-    roles = frozenset(roles)
-    if ADMIN in roles:
-        return True
-    return bool(roles & ALLOWED.get(method, frozenset()))

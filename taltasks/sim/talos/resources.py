@@ -63,6 +63,12 @@ CATALOGUE: tuple[ResourceType, ...] = (
         columns=(("Stage", "{.stage}"), ("Ready", "{.status.ready}")),
     ),
     ResourceType("Versions.runtime.talos.dev", "runtime", columns=(("Version", "{.version}"),)),
+    ResourceType("BootIDs.runtime.talos.dev", "runtime", columns=(("Boot ID", "{.bootID}"),)),  # 1.14+
+    ResourceType(
+        "SiderolinkStatuses.siderolink.talos.dev",
+        "config",
+        columns=(("Host", "{.host}"), ("Connected", "{.connected}")),
+    ),
     ResourceType(
         "Services.v1alpha1.talos.dev",
         "runtime",
@@ -122,6 +128,8 @@ NAMESPACES = (
     META_NAMESPACE,
 )
 BY_TYPE = {t.type: t for t in CATALOGUE}
+BOOT_ID_TYPE = "BootIDs.runtime.talos.dev"
+SIDEROLINK_STATUS_TYPE = "SiderolinkStatuses.siderolink.talos.dev"
 
 
 @dataclass
@@ -154,7 +162,8 @@ class Change:
 class ResourceStore:
     """All resources of one node boot. Thread-safe; watchers are woken on every change."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unserved: frozenset[str] = frozenset()) -> None:
+        self.unserved = unserved  # types of the catalogue this node's Talos version lacks
         self._items: dict[tuple[str, str, str], Resource] = {}
         self._log: list[tuple[int, Change]] = []
         self._seq = 0
@@ -170,6 +179,8 @@ class ResourceStore:
         from taltasks.talos.api import cosi_meta_pb2 as meta
 
         for rt in CATALOGUE:
+            if rt.type in self.unserved:
+                continue
             spec = {
                 "type": rt.type,
                 "displayType": rt.display,
@@ -282,7 +293,7 @@ class ResourceStore:
         if namespace == META_NAMESPACE:
             return type_ in (RD_TYPE, NS_TYPE)
         rt = BY_TYPE.get(type_)
-        return rt is not None and namespace in NAMESPACES
+        return rt is not None and type_ not in self.unserved and namespace in NAMESPACES
 
     def watch(
         self,

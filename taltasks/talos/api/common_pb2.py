@@ -26,43 +26,45 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftaltasks/talos/api/common.proto\x12\x06\x63ommon\x1a\x19google/protobuf/any.proto\x1a\x17google/rpc/status.proto\"[\n\x05\x45rror\x12\x1a\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x0c.common.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"O\n\x08Metadata\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"9\n\x04\x44\x61ta\x12\"\n\x08metadata\x18\x01 \x01(\x0b\x32\x10.common.Metadata\x12\r\n\x05\x62ytes\x18\x02 \x01(\x0c\".\n\x0c\x44\x61taResponse\x12\x1e\n\x08messages\x18\x01 \x03(\x0b\x32\x0c.common.Data\"+\n\x05\x45mpty\x12\"\n\x08metadata\x18\x01 \x01(\x0b\x32\x10.common.Metadata\"0\n\rEmptyResponse\x12\x1f\n\x08messages\x18\x01 \x03(\x0b\x32\r.common.Empty\"\x18\n\x03URL\x12\x11\n\tfull_path\x18\x01 \x01(\t\"7\n\x1bPEMEncodedCertificateAndKey\x12\x0b\n\x03\x63rt\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"\x1c\n\rPEMEncodedKey\x12\x0b\n\x03key\x18\x01 \x01(\x0c\"$\n\x15PEMEncodedCertificate\x12\x0b\n\x03\x63rt\x18\x01 \x01(\x0c\"\x13\n\x05NetIP\x12\n\n\x02ip\x18\x01 \x01(\x0c\"%\n\tNetIPPort\x12\n\n\x02ip\x18\x01 \x01(\x0c\x12\x0c\n\x04port\x18\x02 \x01(\x05\"0\n\x0bNetIPPrefix\x12\n\n\x02ip\x18\x01 \x01(\x0c\x12\x15\n\rprefix_length\x18\x02 \x01(\x05*+\n\x04\x43ode\x12\t\n\x05\x46\x41TAL\x10\x00\x12\n\n\x06LOCKED\x10\x01\x12\x0c\n\x08\x43\x41NCELED\x10\x02**\n\x0f\x43ontainerDriver\x12\x0e\n\nCONTAINERD\x10\x00\x12\x07\n\x03\x43RI\x10\x01*@\n\x13\x43ontainerdNamespace\x12\x0e\n\nNS_UNKNOWN\x10\x00\x12\r\n\tNS_SYSTEM\x10\x01\x12\n\n\x06NS_CRI\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftaltasks/talos/api/common.proto\x12\x06\x63ommon\x1a\x19google/protobuf/any.proto\x1a\x17google/rpc/status.proto\"m\n\x12\x43ontainerdInstance\x12\'\n\x06\x64river\x18\x01 \x01(\x0e\x32\x17.common.ContainerDriver\x12.\n\tnamespace\x18\x02 \x01(\x0e\x32\x1b.common.ContainerdNamespace\"[\n\x05\x45rror\x12\x1a\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x0c.common.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"O\n\x08Metadata\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"9\n\x04\x44\x61ta\x12\"\n\x08metadata\x18\x01 \x01(\x0b\x32\x10.common.Metadata\x12\r\n\x05\x62ytes\x18\x02 \x01(\x0c\".\n\x0c\x44\x61taResponse\x12\x1e\n\x08messages\x18\x01 \x03(\x0b\x32\x0c.common.Data\"+\n\x05\x45mpty\x12\"\n\x08metadata\x18\x01 \x01(\x0b\x32\x10.common.Metadata\"0\n\rEmptyResponse\x12\x1f\n\x08messages\x18\x01 \x03(\x0b\x32\r.common.Empty\"\x18\n\x03URL\x12\x11\n\tfull_path\x18\x01 \x01(\t\"7\n\x1bPEMEncodedCertificateAndKey\x12\x0b\n\x03\x63rt\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"\x1c\n\rPEMEncodedKey\x12\x0b\n\x03key\x18\x01 \x01(\x0c\"$\n\x15PEMEncodedCertificate\x12\x0b\n\x03\x63rt\x18\x01 \x01(\x0c\"\x13\n\x05NetIP\x12\n\n\x02ip\x18\x01 \x01(\x0c\"%\n\tNetIPPort\x12\n\n\x02ip\x18\x01 \x01(\x0c\x12\x0c\n\x04port\x18\x02 \x01(\x05\"0\n\x0bNetIPPrefix\x12\n\n\x02ip\x18\x01 \x01(\x0c\x12\x15\n\rprefix_length\x18\x02 \x01(\x05*+\n\x04\x43ode\x12\t\n\x05\x46\x41TAL\x10\x00\x12\n\n\x06LOCKED\x10\x01\x12\x0c\n\x08\x43\x41NCELED\x10\x02**\n\x0f\x43ontainerDriver\x12\x0e\n\nCONTAINERD\x10\x00\x12\x07\n\x03\x43RI\x10\x01*@\n\x13\x43ontainerdNamespace\x12\x0e\n\nNS_UNKNOWN\x10\x00\x12\r\n\tNS_SYSTEM\x10\x01\x12\n\n\x06NS_CRI\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taltasks.talos.api.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CODE']._serialized_start=732
-  _globals['_CODE']._serialized_end=775
-  _globals['_CONTAINERDRIVER']._serialized_start=777
-  _globals['_CONTAINERDRIVER']._serialized_end=819
-  _globals['_CONTAINERDNAMESPACE']._serialized_start=821
-  _globals['_CONTAINERDNAMESPACE']._serialized_end=885
-  _globals['_ERROR']._serialized_start=95
-  _globals['_ERROR']._serialized_end=186
-  _globals['_METADATA']._serialized_start=188
-  _globals['_METADATA']._serialized_end=267
-  _globals['_DATA']._serialized_start=269
-  _globals['_DATA']._serialized_end=326
-  _globals['_DATARESPONSE']._serialized_start=328
-  _globals['_DATARESPONSE']._serialized_end=374
-  _globals['_EMPTY']._serialized_start=376
-  _globals['_EMPTY']._serialized_end=419
-  _globals['_EMPTYRESPONSE']._serialized_start=421
-  _globals['_EMPTYRESPONSE']._serialized_end=469
-  _globals['_URL']._serialized_start=471
-  _globals['_URL']._serialized_end=495
-  _globals['_PEMENCODEDCERTIFICATEANDKEY']._serialized_start=497
-  _globals['_PEMENCODEDCERTIFICATEANDKEY']._serialized_end=552
-  _globals['_PEMENCODEDKEY']._serialized_start=554
-  _globals['_PEMENCODEDKEY']._serialized_end=582
-  _globals['_PEMENCODEDCERTIFICATE']._serialized_start=584
-  _globals['_PEMENCODEDCERTIFICATE']._serialized_end=620
-  _globals['_NETIP']._serialized_start=622
-  _globals['_NETIP']._serialized_end=641
-  _globals['_NETIPPORT']._serialized_start=643
-  _globals['_NETIPPORT']._serialized_end=680
-  _globals['_NETIPPREFIX']._serialized_start=682
-  _globals['_NETIPPREFIX']._serialized_end=730
+  _globals['_CODE']._serialized_start=843
+  _globals['_CODE']._serialized_end=886
+  _globals['_CONTAINERDRIVER']._serialized_start=888
+  _globals['_CONTAINERDRIVER']._serialized_end=930
+  _globals['_CONTAINERDNAMESPACE']._serialized_start=932
+  _globals['_CONTAINERDNAMESPACE']._serialized_end=996
+  _globals['_CONTAINERDINSTANCE']._serialized_start=95
+  _globals['_CONTAINERDINSTANCE']._serialized_end=204
+  _globals['_ERROR']._serialized_start=206
+  _globals['_ERROR']._serialized_end=297
+  _globals['_METADATA']._serialized_start=299
+  _globals['_METADATA']._serialized_end=378
+  _globals['_DATA']._serialized_start=380
+  _globals['_DATA']._serialized_end=437
+  _globals['_DATARESPONSE']._serialized_start=439
+  _globals['_DATARESPONSE']._serialized_end=485
+  _globals['_EMPTY']._serialized_start=487
+  _globals['_EMPTY']._serialized_end=530
+  _globals['_EMPTYRESPONSE']._serialized_start=532
+  _globals['_EMPTYRESPONSE']._serialized_end=580
+  _globals['_URL']._serialized_start=582
+  _globals['_URL']._serialized_end=606
+  _globals['_PEMENCODEDCERTIFICATEANDKEY']._serialized_start=608
+  _globals['_PEMENCODEDCERTIFICATEANDKEY']._serialized_end=663
+  _globals['_PEMENCODEDKEY']._serialized_start=665
+  _globals['_PEMENCODEDKEY']._serialized_end=693
+  _globals['_PEMENCODEDCERTIFICATE']._serialized_start=695
+  _globals['_PEMENCODEDCERTIFICATE']._serialized_end=731
+  _globals['_NETIP']._serialized_start=733
+  _globals['_NETIP']._serialized_end=752
+  _globals['_NETIPPORT']._serialized_start=754
+  _globals['_NETIPPORT']._serialized_end=791
+  _globals['_NETIPPREFIX']._serialized_start=793
+  _globals['_NETIPPREFIX']._serialized_end=841
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,14 @@ NS_UNKNOWN: ContainerdNamespace
 NS_SYSTEM: ContainerdNamespace
 NS_CRI: ContainerdNamespace
 
+class ContainerdInstance(_message.Message):
+    __slots__ = ("driver", "namespace")
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    driver: ContainerDriver
+    namespace: ContainerdNamespace
+    def __init__(self, driver: _Optional[_Union[ContainerDriver, str]] = ..., namespace: _Optional[_Union[ContainerdNamespace, str]] = ...) -> None: ...
+
 class Error(_message.Message):
     __slots__ = ("code", "message", "details")
     CODE_FIELD_NUMBER: _ClassVar[int]

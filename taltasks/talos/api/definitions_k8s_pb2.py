@@ -25,29 +25,63 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(taltasks/talos/api/definitions_k8s.proto\x12\x1etalos.resource.definitions.k8s\x1a\x1cgoogle/protobuf/struct.proto\"Z\n\x0cNodenameSpec\x12\x10\n\x08nodename\x18\x01 \x01(\t\x12\x18\n\x10hostname_version\x18\x02 \x01(\t\x12\x1e\n\x16skip_node_registration\x18\x03 \x01(\x08\"B\n\x13StaticPodStatusSpec\x12+\n\npod_status\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"5\n\rStaticPodSpec\x12$\n\x03pod\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xef\x03\n\x13\x41PIServerConfigSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x16\n\x0e\x63loud_provider\x18\x02 \x01(\t\x12\x1e\n\x16\x63ontrol_plane_endpoint\x18\x03 \x01(\t\x12\x14\n\x0c\x65tcd_servers\x18\x04 \x03(\t\x12\x12\n\nlocal_port\x18\x05 \x01(\x03\x12\x16\n\x0eservice_cid_rs\x18\x06 \x03(\t\x12V\n\nextra_args\x18\x07 \x03(\x0b\x32\x42.talos.resource.definitions.k8s.APIServerConfigSpec.ExtraArgsEntry\x12l\n\x15\x65nvironment_variables\x18\t \x03(\x0b\x32M.talos.resource.definitions.k8s.APIServerConfigSpec.EnvironmentVariablesEntry\x12\x1a\n\x12\x61\x64vertised_address\x18\x0b \x01(\t\x1a\x30\n\x0e\x45xtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a;\n\x19\x45nvironmentVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaf\x01\n\x0fKubeletSpecSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x19\n\x11\x65xpected_nodename\x18\x04 \x01(\t\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12;\n\x1a\x63redential_provider_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Structb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(taltasks/talos/api/definitions_k8s.proto\x12\x1etalos.resource.definitions.k8s\x1a\x1cgoogle/protobuf/struct.proto\"Z\n\x0cNodenameSpec\x12\x10\n\x08nodename\x18\x01 \x01(\t\x12\x18\n\x10hostname_version\x18\x02 \x01(\t\x12\x1e\n\x16skip_node_registration\x18\x03 \x01(\x08\"B\n\x13StaticPodStatusSpec\x12+\n\npod_status\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"5\n\rStaticPodSpec\x12$\n\x03pod\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x1b\n\tArgValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x88\x06\n\x13\x41PIServerConfigSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x16\n\x0e\x63loud_provider\x18\x02 \x01(\t\x12\x1e\n\x16\x63ontrol_plane_endpoint\x18\x03 \x01(\t\x12\x14\n\x0c\x65tcd_servers\x18\x04 \x03(\t\x12\x12\n\nlocal_port\x18\x05 \x01(\x03\x12\x16\n\x0eservice_cid_rs\x18\x06 \x03(\t\x12\x63\n\x11legacy_extra_args\x18\x07 \x03(\x0b\x32H.talos.resource.definitions.k8s.APIServerConfigSpec.LegacyExtraArgsEntry\x12l\n\x15\x65nvironment_variables\x18\t \x03(\x0b\x32M.talos.resource.definitions.k8s.APIServerConfigSpec.EnvironmentVariablesEntry\x12\x1a\n\x12\x61\x64vertised_address\x18\x0b \x01(\t\x12V\n\nextra_args\x18\r \x03(\x0b\x32\x42.talos.resource.definitions.k8s.APIServerConfigSpec.ExtraArgsEntry\x12\x1e\n\x16startup_probes_enabled\x18\x0e \x01(\x08\x12!\n\x19use_authentication_config\x18\x0f \x01(\x08\x12\x0c\n\x04\x61rgs\x18\x10 \x03(\t\x1a\x36\n\x14LegacyExtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a;\n\x19\x45nvironmentVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a[\n\x0e\x45xtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x38\n\x05value\x18\x02 \x01(\x0b\x32).talos.resource.definitions.k8s.ArgValues:\x02\x38\x01\"\xa4\x05\n\x1b\x43ontrollerManagerConfigSpec\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05image\x18\x02 \x01(\t\x12\x16\n\x0e\x63loud_provider\x18\x03 \x01(\t\x12\x12\n\npod_cid_rs\x18\x04 \x03(\t\x12\x16\n\x0eservice_cid_rs\x18\x05 \x03(\t\x12k\n\x11legacy_extra_args\x18\x06 \x03(\x0b\x32P.talos.resource.definitions.k8s.ControllerManagerConfigSpec.LegacyExtraArgsEntry\x12t\n\x15\x65nvironment_variables\x18\x08 \x03(\x0b\x32U.talos.resource.definitions.k8s.ControllerManagerConfigSpec.EnvironmentVariablesEntry\x12^\n\nextra_args\x18\n \x03(\x0b\x32J.talos.resource.definitions.k8s.ControllerManagerConfigSpec.ExtraArgsEntry\x12\x0c\n\x04\x61rgs\x18\x0b \x03(\t\x1a\x36\n\x14LegacyExtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a;\n\x19\x45nvironmentVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a[\n\x0e\x45xtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x38\n\x05value\x18\x02 \x01(\x0b\x32).talos.resource.definitions.k8s.ArgValues:\x02\x38\x01\"\xe9\x04\n\x13SchedulerConfigSpec\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05image\x18\x02 \x01(\t\x12\x63\n\x11legacy_extra_args\x18\x03 \x03(\x0b\x32H.talos.resource.definitions.k8s.SchedulerConfigSpec.LegacyExtraArgsEntry\x12l\n\x15\x65nvironment_variables\x18\x05 \x03(\x0b\x32M.talos.resource.definitions.k8s.SchedulerConfigSpec.EnvironmentVariablesEntry\x12\'\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12V\n\nextra_args\x18\x08 \x03(\x0b\x32\x42.talos.resource.definitions.k8s.SchedulerConfigSpec.ExtraArgsEntry\x12\x0c\n\x04\x61rgs\x18\t \x03(\t\x1a\x36\n\x14LegacyExtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a;\n\x19\x45nvironmentVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a[\n\x0e\x45xtraArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x38\n\x05value\x18\x02 \x01(\x0b\x32).talos.resource.definitions.k8s.ArgValues:\x02\x38\x01\"\xaf\x01\n\x0fKubeletSpecSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x19\n\x11\x65xpected_nodename\x18\x04 \x01(\t\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12;\n\x1a\x63redential_provider_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Structb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taltasks.talos.api.definitions_k8s_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._loaded_options = None
-  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_options = b'8\001'
+  _globals['_APISERVERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._loaded_options = None
+  _globals['_APISERVERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_options = b'8\001'
   _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._loaded_options = None
   _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_options = b'8\001'
+  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._loaded_options = None
+  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_options = b'8\001'
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._loaded_options = None
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_options = b'8\001'
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._loaded_options = None
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_options = b'8\001'
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_EXTRAARGSENTRY']._loaded_options = None
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_EXTRAARGSENTRY']._serialized_options = b'8\001'
+  _globals['_SCHEDULERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._loaded_options = None
+  _globals['_SCHEDULERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_options = b'8\001'
+  _globals['_SCHEDULERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._loaded_options = None
+  _globals['_SCHEDULERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_options = b'8\001'
+  _globals['_SCHEDULERCONFIGSPEC_EXTRAARGSENTRY']._loaded_options = None
+  _globals['_SCHEDULERCONFIGSPEC_EXTRAARGSENTRY']._serialized_options = b'8\001'
   _globals['_NODENAMESPEC']._serialized_start=106
   _globals['_NODENAMESPEC']._serialized_end=196
   _globals['_STATICPODSTATUSSPEC']._serialized_start=198
   _globals['_STATICPODSTATUSSPEC']._serialized_end=264
   _globals['_STATICPODSPEC']._serialized_start=266
   _globals['_STATICPODSPEC']._serialized_end=319
-  _globals['_APISERVERCONFIGSPEC']._serialized_start=322
-  _globals['_APISERVERCONFIGSPEC']._serialized_end=817
-  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_start=708
-  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_end=756
-  _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_start=758
-  _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_end=817
-  _globals['_KUBELETSPECSPEC']._serialized_start=820
-  _globals['_KUBELETSPECSPEC']._serialized_end=995
+  _globals['_ARGVALUES']._serialized_start=321
+  _globals['_ARGVALUES']._serialized_end=348
+  _globals['_APISERVERCONFIGSPEC']._serialized_start=351
+  _globals['_APISERVERCONFIGSPEC']._serialized_end=1127
+  _globals['_APISERVERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_start=919
+  _globals['_APISERVERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_end=973
+  _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_start=975
+  _globals['_APISERVERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_end=1034
+  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_start=1036
+  _globals['_APISERVERCONFIGSPEC_EXTRAARGSENTRY']._serialized_end=1127
+  _globals['_CONTROLLERMANAGERCONFIGSPEC']._serialized_start=1130
+  _globals['_CONTROLLERMANAGERCONFIGSPEC']._serialized_end=1806
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_start=919
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_end=973
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_start=975
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_end=1034
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_EXTRAARGSENTRY']._serialized_start=1036
+  _globals['_CONTROLLERMANAGERCONFIGSPEC_EXTRAARGSENTRY']._serialized_end=1127
+  _globals['_SCHEDULERCONFIGSPEC']._serialized_start=1809
+  _globals['_SCHEDULERCONFIGSPEC']._serialized_end=2426
+  _globals['_SCHEDULERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_start=919
+  _globals['_SCHEDULERCONFIGSPEC_LEGACYEXTRAARGSENTRY']._serialized_end=973
+  _globals['_SCHEDULERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_start=975
+  _globals['_SCHEDULERCONFIGSPEC_ENVIRONMENTVARIABLESENTRY']._serialized_end=1034
+  _globals['_SCHEDULERCONFIGSPEC_EXTRAARGSENTRY']._serialized_start=1036
+  _globals['_SCHEDULERCONFIGSPEC_EXTRAARGSENTRY']._serialized_end=1127
+  _globals['_KUBELETSPECSPEC']._serialized_start=2429
+  _globals['_KUBELETSPECSPEC']._serialized_end=2604
 # @@protoc_insertion_point(module_scope)

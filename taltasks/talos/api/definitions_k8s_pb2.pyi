@@ -29,9 +29,15 @@ class StaticPodSpec(_message.Message):
     pod: _struct_pb2.Struct
     def __init__(self, pod: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
+class ArgValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class APIServerConfigSpec(_message.Message):
-    __slots__ = ("image", "cloud_provider", "control_plane_endpoint", "etcd_servers", "local_port", "service_cid_rs", "extra_args", "environment_variables", "advertised_address")
-    class ExtraArgsEntry(_message.Message):
+    __slots__ = ("image", "cloud_provider", "control_plane_endpoint", "etcd_servers", "local_port", "service_cid_rs", "legacy_extra_args", "environment_variables", "advertised_address", "extra_args", "startup_probes_enabled", "use_authentication_config", "args")
+    class LegacyExtraArgsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -45,25 +51,122 @@ class APIServerConfigSpec(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExtraArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ArgValues
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ArgValues, _Mapping]] = ...) -> None: ...
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CLOUD_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     CONTROL_PLANE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     ETCD_SERVERS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_PORT_FIELD_NUMBER: _ClassVar[int]
     SERVICE_CID_RS_FIELD_NUMBER: _ClassVar[int]
-    EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_VARIABLES_FIELD_NUMBER: _ClassVar[int]
     ADVERTISED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    STARTUP_PROBES_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    USE_AUTHENTICATION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
     image: str
     cloud_provider: str
     control_plane_endpoint: str
     etcd_servers: _containers.RepeatedScalarFieldContainer[str]
     local_port: int
     service_cid_rs: _containers.RepeatedScalarFieldContainer[str]
-    extra_args: _containers.ScalarMap[str, str]
+    legacy_extra_args: _containers.ScalarMap[str, str]
     environment_variables: _containers.ScalarMap[str, str]
     advertised_address: str
-    def __init__(self, image: _Optional[str] = ..., cloud_provider: _Optional[str] = ..., control_plane_endpoint: _Optional[str] = ..., etcd_servers: _Optional[_Iterable[str]] = ..., local_port: _Optional[int] = ..., service_cid_rs: _Optional[_Iterable[str]] = ..., extra_args: _Optional[_Mapping[str, str]] = ..., environment_variables: _Optional[_Mapping[str, str]] = ..., advertised_address: _Optional[str] = ...) -> None: ...
+    extra_args: _containers.MessageMap[str, ArgValues]
+    startup_probes_enabled: bool
+    use_authentication_config: bool
+    args: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image: _Optional[str] = ..., cloud_provider: _Optional[str] = ..., control_plane_endpoint: _Optional[str] = ..., etcd_servers: _Optional[_Iterable[str]] = ..., local_port: _Optional[int] = ..., service_cid_rs: _Optional[_Iterable[str]] = ..., legacy_extra_args: _Optional[_Mapping[str, str]] = ..., environment_variables: _Optional[_Mapping[str, str]] = ..., advertised_address: _Optional[str] = ..., extra_args: _Optional[_Mapping[str, ArgValues]] = ..., startup_probes_enabled: _Optional[bool] = ..., use_authentication_config: _Optional[bool] = ..., args: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ControllerManagerConfigSpec(_message.Message):
+    __slots__ = ("enabled", "image", "cloud_provider", "pod_cid_rs", "service_cid_rs", "legacy_extra_args", "environment_variables", "extra_args", "args")
+    class LegacyExtraArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class EnvironmentVariablesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExtraArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ArgValues
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ArgValues, _Mapping]] = ...) -> None: ...
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    POD_CID_RS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_CID_RS_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    image: str
+    cloud_provider: str
+    pod_cid_rs: _containers.RepeatedScalarFieldContainer[str]
+    service_cid_rs: _containers.RepeatedScalarFieldContainer[str]
+    legacy_extra_args: _containers.ScalarMap[str, str]
+    environment_variables: _containers.ScalarMap[str, str]
+    extra_args: _containers.MessageMap[str, ArgValues]
+    args: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, enabled: _Optional[bool] = ..., image: _Optional[str] = ..., cloud_provider: _Optional[str] = ..., pod_cid_rs: _Optional[_Iterable[str]] = ..., service_cid_rs: _Optional[_Iterable[str]] = ..., legacy_extra_args: _Optional[_Mapping[str, str]] = ..., environment_variables: _Optional[_Mapping[str, str]] = ..., extra_args: _Optional[_Mapping[str, ArgValues]] = ..., args: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SchedulerConfigSpec(_message.Message):
+    __slots__ = ("enabled", "image", "legacy_extra_args", "environment_variables", "config", "extra_args", "args")
+    class LegacyExtraArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class EnvironmentVariablesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExtraArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ArgValues
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ArgValues, _Mapping]] = ...) -> None: ...
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_ARGS_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    image: str
+    legacy_extra_args: _containers.ScalarMap[str, str]
+    environment_variables: _containers.ScalarMap[str, str]
+    config: _struct_pb2.Struct
+    extra_args: _containers.MessageMap[str, ArgValues]
+    args: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, enabled: _Optional[bool] = ..., image: _Optional[str] = ..., legacy_extra_args: _Optional[_Mapping[str, str]] = ..., environment_variables: _Optional[_Mapping[str, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., extra_args: _Optional[_Mapping[str, ArgValues]] = ..., args: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class KubeletSpecSpec(_message.Message):
     __slots__ = ("image", "args", "expected_nodename", "config", "credential_provider_config")

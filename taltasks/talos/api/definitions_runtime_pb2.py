@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from taltasks.talos.api import definitions_enums_pb2 as taltasks_dot_talos_dot_api_dot_definitions__enums__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,taltasks/talos/api/definitions_runtime.proto\x12\"talos.resource.definitions.runtime\x1a*taltasks/talos/api/definitions_enums.proto\".\n\x0eUnmetCondition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"r\n\x13MachineStatusStatus\x12\r\n\x05ready\x18\x01 \x01(\x08\x12L\n\x10unmet_conditions\x18\x02 \x03(\x0b\x32\x32.talos.resource.definitions.runtime.UnmetCondition\"\xa2\x01\n\x11MachineStatusSpec\x12\x44\n\x05stage\x18\x01 \x01(\x0e\x32\x35.talos.resource.definitions.enums.RuntimeMachineStage\x12G\n\x06status\x18\x02 \x01(\x0b\x32\x37.talos.resource.definitions.runtime.MachineStatusStatus\"2\n\x0e\x44iagnosticSpec\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x03(\t\"\x1e\n\x0bVersionSpec\x12\x0f\n\x07version\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,taltasks/talos/api/definitions_runtime.proto\x12\"talos.resource.definitions.runtime\x1a*taltasks/talos/api/definitions_enums.proto\".\n\x0eUnmetCondition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"r\n\x13MachineStatusStatus\x12\r\n\x05ready\x18\x01 \x01(\x08\x12L\n\x10unmet_conditions\x18\x02 \x03(\x0b\x32\x32.talos.resource.definitions.runtime.UnmetCondition\"\xa2\x01\n\x11MachineStatusSpec\x12\x44\n\x05stage\x18\x01 \x01(\x0e\x32\x35.talos.resource.definitions.enums.RuntimeMachineStage\x12G\n\x06status\x18\x02 \x01(\x0b\x32\x37.talos.resource.definitions.runtime.MachineStatusStatus\"2\n\x0e\x44iagnosticSpec\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x03(\t\"\x1e\n\x0bVersionSpec\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x1d\n\nBootIDSpec\x12\x0f\n\x07\x62oot_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,4 +42,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIAGNOSTICSPEC']._serialized_end=507
   _globals['_VERSIONSPEC']._serialized_start=509
   _globals['_VERSIONSPEC']._serialized_end=539
+  _globals['_BOOTIDSPEC']._serialized_start=541
+  _globals['_BOOTIDSPEC']._serialized_end=570
 # @@protoc_insertion_point(module_scope)
