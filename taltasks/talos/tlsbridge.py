@@ -5,10 +5,13 @@ with a Talos node whose OS CA, apid certificate and admin certificate are all Ed
 (talos-api.md §11.1). The fix used here keeps grpcio for everything gRPC and moves TLS into
 a relay running on one asyncio loop in a background thread:
 
-* :class:`ClientBridge` listens on an ephemeral ``127.0.0.1`` port. grpcio opens a plaintext
-  (h2c) channel to it; each accepted connection is forwarded to the real endpoint over a TLS
+* :class:`ClientBridge` listens on a private Unix socket (a 0700 directory of its own, and
+  only connections from this very process are accepted). grpcio opens a plaintext (h2c)
+  channel to it; each accepted connection is forwarded to the real endpoint over a TLS
   connection made by ``ssl`` (client certificate, CA verification, SAN check against the
-  dialled address, ALPN ``h2``).
+  dialled address, ALPN ``h2``) with TCP keepalive, so a node that vanishes silently is
+  noticed. Whoever reaches the socket speaks with the user's certificate: it must never
+  be a TCP port (any local user could connect) — see ``docs/talos-api.md``.
 * :class:`TlsFront` is the mirror image used by the simulator: it terminates mutual TLS on a
   node's address and forwards plaintext to a grpcio server, remembering which client
   certificate sits behind each forwarded connection so handlers can enforce roles.
@@ -20,11 +23,15 @@ from that thread (OpenSSL connections must not be driven from two threads at onc
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import os
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -133,35 +140,109 @@ def describe_connect_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@dataclass
+@dataclass(frozen=True)
+class TcpKeepalive:
+    """TCP keepalive on the relay's connection to the node: a probe after ``idle`` s
+    without traffic, every ``interval`` s, and the connection is dead after ``count``
+    unanswered probes; ``user_timeout`` (Linux) bounds how long sent data may stay
+    unacknowledged. A node that loses power or drops off the network closes nothing, so
+    without this a quiet connection to it looks alive for hours (the kernel default is
+    2 h idle + 9 × 75 s) and a write to it is retried for ~15 min. The figures follow
+    talosctl's gRPC keepalive (a ping after 10 s, 5 s to answer)."""
+
+    idle: int = 10
+    interval: int = 5
+    count: int = 3
+
+    @property
+    def user_timeout_ms(self) -> int:
+        return (self.idle + self.interval * self.count) * 1000
+
+    def apply(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)  # macOS
+        for option, value in (
+            (idle, self.idle),
+            (getattr(socket, "TCP_KEEPINTVL", None), self.interval),
+            (getattr(socket, "TCP_KEEPCNT", None), self.count),
+            (getattr(socket, "TCP_USER_TIMEOUT", None), self.user_timeout_ms),
+        ):
+            if option is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+TCP_KEEPALIVE = TcpKeepalive()
+_open_bridges: set[ClientBridge] = set()  # started and not closed yet
+
+
+@atexit.register
+def _close_open_bridges() -> None:
+    """A client that was never closed (a task that returned early, an exception nobody
+    caught, Ctrl-C) still takes its sockets and their directories with it at exit."""
+    for bridge in list(_open_bridges):
+        bridge.close()
+
+
+@dataclass(eq=False)
 class ClientBridge:
-    """Local plaintext listener whose connections are relayed to ``host:port`` over TLS."""
+    """A private Unix socket whose connections are relayed to ``host:port`` over TLS.
+
+    The socket (``path``) sits alone in a fresh directory only the user can enter
+    (:mod:`taltasks.private_socket`), and every accepted connection must come from this
+    very process (kernel peer credentials): the relay lends the client certificate to
+    whoever connects, so nobody else may. :meth:`close` removes socket and directory;
+    an exit without it does too (atexit), and a killed process's leftovers are swept by
+    the next one. ``refused_peers`` counts connections turned away by the peer check.
+    """
 
     host: str
     port: int
     context: ssl.SSLContext
     server_hostname: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT
-    local_port: int = 0
+    keepalive: TcpKeepalive = TCP_KEEPALIVE
+    path: Path | None = None
     connect_failures: int = 0
+    refused_peers: int = 0
     last_error: str | None = None
+    _dir: Path | None = field(default=None, repr=False)
     _server: asyncio.base_events.Server | None = field(default=None, repr=False)
     _conns: set[asyncio.StreamWriter] = field(default_factory=set, repr=False)
 
     @property
     def target(self) -> str:
         """The address grpcio should dial."""
-        return f"127.0.0.1:{self.local_port}"
+        if self.path is None:
+            raise RuntimeError("the relay is not started")
+        return f"unix:{self.path}"
 
     def start(self) -> ClientBridge:
-        async def start() -> None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.local_port = self._server.sockets[0].getsockname()[1]
+        from taltasks.private_socket import private_dir, remove_private_dir
 
-        run_in_loop(start())
+        self._dir, self.path = private_dir("relay", "talos.sock")
+        path = str(self.path)
+
+        async def start() -> None:
+            self._server = await asyncio.start_unix_server(self._handle, path)
+            os.chmod(path, 0o600)
+
+        try:
+            run_in_loop(start())
+        except BaseException:
+            remove_private_dir(self._dir)
+            raise
+        _open_bridges.add(self)
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from taltasks.private_socket import peer_allowed
+
+        sock = writer.get_extra_info("socket")
+        if sock is None or not peer_allowed(sock, same_process=True):
+            self.refused_peers += 1
+            writer.transport.abort()
+            return
         try:
             upstream = await asyncio.wait_for(
                 asyncio.open_connection(
@@ -177,12 +258,19 @@ class ClientBridge:
             self.last_error = describe_connect_error(exc)
             writer.close()
             return
+        tcp = upstream[1].get_extra_info("socket")
+        if tcp is not None:
+            self.keepalive.apply(tcp)
         self.last_error = None
         self._conns.add(upstream[1])
         try:
             await _splice((reader, writer), upstream, self._refused_after_handshake)
         finally:
             self._conns.discard(upstream[1])
+
+    def upstream_sockets(self) -> list[socket.socket]:
+        """The TCP sockets of the open relayed connections (for inspection)."""
+        return [s for w in list(self._conns) if (s := w.get_extra_info("socket")) is not None]
 
     def _refused_after_handshake(self, exc: BaseException | None, received: int) -> None:
         """TLS 1.3 servers judge the client certificate after the handshake, so a refusal
@@ -225,14 +313,23 @@ class ClientBridge:
         return run_in_loop(probe())
 
     def close(self) -> None:
+        """Stop listening, cut relayed connections, remove the socket and its directory."""
+        from taltasks.private_socket import remove_private_dir
+
+        _open_bridges.discard(self)
+
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+                self._server = None
             for w in list(self._conns):
                 w.close()
 
         with contextlib.suppress(Exception):
             run_in_loop(close(), timeout=5)
+        if self._dir is not None:  # also when the loop is gone: the files must go
+            remove_private_dir(self._dir)
+            self._dir = None
 
 
 @dataclass(frozen=True)
@@ -247,8 +344,10 @@ class PeerIdentity:
 class TlsFront:
     """Terminate TLS on ``(host, port)`` and forward plaintext to ``backend`` (a grpcio server).
 
-    ``identities`` maps the local port of each forwarded backend connection to the peer's
-    identity; a grpcio handler finds it from ``context.peer()`` (``ipv4:127.0.0.1:<port>``).
+    ``identities`` maps the local address (``127.0.0.1:<port>``) of each forwarded backend
+    connection to the peer's identity; a grpcio handler finds it from ``context.peer()``
+    (``ipv4:127.0.0.1:<port>``). A connection to the backend that did not come through the
+    front has no identity and is refused.
     ``context`` is bound when listening starts: a node that changes identity (maintenance
     mode → configured) does so across a reboot, i.e. ``stop()``, new context, ``start()``.
 
@@ -268,7 +367,7 @@ class TlsFront:
         port: int,
         context: ssl.SSLContext,
         backend: tuple[str, int],
-        identities: dict[int, PeerIdentity],
+        identities: dict[str, PeerIdentity],
         on_connect: Callable[[PeerIdentity], None] | None = None,
         verify_peer: Callable[[bytes], str | None] | None = None,
     ) -> None:
@@ -373,8 +472,11 @@ class TlsFront:
         except OSError:
             writer.close()
             return
-        local_port = b_writer.get_extra_info("sockname")[1]
-        self.identities[local_port] = identity
+        # keyed by the full address: a port alone could be claimed from another loopback
+        # address (127.0.0.2:<same port>) by a local process dialling the backend directly
+        host, port = b_writer.get_extra_info("sockname")[:2]
+        local = f"{host}:{port}"
+        self.identities[local] = identity
         self._conns.add(writer)
         if self.on_connect:
             self.on_connect(identity)
@@ -382,7 +484,7 @@ class TlsFront:
             await _splice((reader, writer), (b_reader, b_writer), gate=self._flowing)
         finally:
             self._conns.discard(writer)
-            self.identities.pop(local_port, None)
+            self.identities.pop(local, None)
 
     def stop(self, *, drop_connections: bool = True) -> None:
         """Stop listening (connects are refused) and, by default, cut open connections."""

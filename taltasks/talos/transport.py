@@ -1,9 +1,10 @@
 """Channels to a talosconfig context's endpoints: one per endpoint, with failover.
 
-grpcio speaks HTTP/2 to a local :class:`~taltasks.talos.tlsbridge.ClientBridge` per
-endpoint, which does TLS with OpenSSL (Ed25519 works; the server name checked is the
-dialled address). When an endpoint cannot be reached — connection refused, TLS rejected —
-nothing was sent to it, so any call (idempotent or not) moves on to the next endpoint.
+grpcio speaks HTTP/2 to a :class:`~taltasks.talos.tlsbridge.ClientBridge` per endpoint —
+a private Unix socket only this process may connect to — which does TLS with OpenSSL
+(Ed25519 works; the server name checked is the dialled address) over TCP with keepalive.
+The ``:authority`` sent is the endpoint, as talosctl sends it. When an endpoint cannot be
+reached — connection refused, TLS rejected — nothing was sent to it, so any call (idempotent or not) moves on to the next endpoint.
 A failure after the connection was made (a stream cut by a reboot) is the caller's to
 handle. Limits follow Talos: 32 MiB messages. Long streams (``live=True``) run on a second
 channel per endpoint with keepalive pings and a heartbeat that keeps apid's ping policy
@@ -84,6 +85,7 @@ class Transport:
                     connect_timeout=self.connect_timeout,
                 ).start()
             options = [
+                ("grpc.default_authority", str(slot.endpoint)),  # not the socket path
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.initial_reconnect_backoff_ms", 200),

@@ -179,9 +179,8 @@ class Apid:
     # ---- who and where ---------------------------------------------------------------------
 
     def _caller(self, context: grpc.ServicerContext) -> tuple[SimNode, frozenset[str]]:
-        peer = context.peer()  # "ipv4:127.0.0.1:PORT"
-        port = int(peer.rsplit(":", 1)[1])
-        identity = self.cluster.identities.get(port)
+        peer = context.peer()  # "ipv4:127.0.0.1:PORT": the front's connection to us
+        identity = self.cluster.identities.get(peer.split(":", 1)[1])
         if identity is None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown connection")
         host = identity.listen_address.rsplit(":", 1)[0]

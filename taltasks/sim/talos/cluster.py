@@ -68,7 +68,7 @@ class SimTalosCluster:
     def __post_init__(self) -> None:
         self.cluster_id = uuid.uuid4().hex
         self.etcd = EtcdCluster(db_size=self.etcd_db_size)
-        self.identities: dict[int, tlsbridge.PeerIdentity] = {}
+        self.identities: dict[str, tlsbridge.PeerIdentity] = {}  # by backend peer address
         self.stopping = threading.Event()
         self.nodes: list[SimNode] = []
         self.static_pod_publishers: list[Callable[[SimNode], None]] = []
