@@ -1,4 +1,4 @@
-"""A tiny HTTP control API for a running simulator (loopback only).
+"""A tiny HTTP control API for a running simulator, on a Unix socket only its user can use.
 
 ``sim.up`` starts the world in a background process; tasks and tests reach it here:
 
@@ -9,16 +9,23 @@
     POST /stop                   → shut the world down and exit
 
 :class:`SimControl` is the client side, found through ``DIR/sim.json``.
+
+The API can stop the simulator, break its nodes and read its record (which holds what
+was applied, machine configs included), so it listens where :mod:`taltasks.private_socket`
+puts sockets: a 0700 directory of its own, and only processes of the same user are
+served (``sim.status`` and ``sim.down`` run as other processes of that user). It is never
+a TCP port, which any local user could reach.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import socketserver
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -26,20 +33,49 @@ from urllib.parse import parse_qs, urlparse
 from taltasks.errors import ConnectionFailed, InputError
 
 
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    refused = 0
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        from taltasks.private_socket import peer_allowed
+
+        if peer_allowed(request, same_process=False):
+            return True
+        self.refused += 1
+        return False
+
+
 class ControlServer:
     def __init__(self, world: Any, on_stop: Callable[[], None]) -> None:
+        import os
+
+        from taltasks.private_socket import private_dir, remove_private_dir
+
         self.world = world
         self.on_stop = on_stop
-        handler = self._handler()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
+        self.directory, self.path = private_dir("sim", "control.sock")
+        try:
+            self.httpd = _UnixHTTPServer(str(self.path), self._handler())
+            os.chmod(self.path, 0o600)
+        except BaseException:
+            remove_private_dir(self.directory)
+            raise
+
+    @property
+    def address(self) -> str:
+        """What ``sim.json`` records for :class:`SimControl`."""
+        return f"unix:{self.path}"
 
     def start(self) -> None:
         threading.Thread(target=self.httpd.serve_forever, name="sim-control", daemon=True).start()
 
     def stop(self) -> None:
+        from taltasks.private_socket import remove_private_dir
+
         self.httpd.shutdown()
+        self.httpd.server_close()
+        remove_private_dir(self.directory)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -47,6 +83,9 @@ class ControlServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def address_string(self) -> str:
+                return "local"  # a Unix socket peer has no address
 
             def _send(self, code: int, body: Any) -> None:
                 data = json.dumps(body, default=str).encode()
@@ -110,24 +149,33 @@ class SimControl:
             self.state = json.loads(state.read_text())
         except json.JSONDecodeError:
             raise InputError("simulator state file is corrupt", where=str(state)) from None
-        self.url = self.state["control"]
+        address = str(self.state.get("control", ""))
+        if not address.startswith("unix:"):
+            raise InputError(
+                f"simulator state names no control socket ({address or 'none'})",
+                where=str(state),
+                hint="a simulator from an older taltasks: stop its process, delete sim.json, start it again",
+            )
+        self.path = address[len("unix:") :]
 
     def _request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        conn = _UnixHTTPConnection(self.path, timeout)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
-            raise InputError(f"simulator refused {method} {path}: {detail}") from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
             raise ConnectionFailed(
                 f"simulator in {self.directory} is not answering ({exc})",
                 hint="is it running? `invoke sim.status --dir DIR`",
             ) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            detail = json.loads(payload or b"{}").get("error", resp.reason)
+            raise InputError(f"simulator refused {method} {path}: {detail}")
+        return json.loads(payload)
 
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/status")
@@ -143,3 +191,21 @@ class SimControl:
 
     def stop(self) -> None:
         self._request("POST", "/stop", {})
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the control socket (the stdlib client only dials TCP)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock

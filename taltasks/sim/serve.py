@@ -4,7 +4,7 @@
                                  [--talos-version V] [--kubernetes-version V] [--subnet S] [--maintenance]
 
 Writes ``DIR/talosconfig`` (and ``DIR/kubeconfig`` when Kubernetes runs), ``DIR/record.jsonl``
-and finally ``DIR/sim.json`` (pid + control URL) once everything listens — its presence is
+and finally ``DIR/sim.json`` (pid + control socket) once everything listens — its presence is
 the readiness signal. SIGTERM, SIGINT or ``POST /stop`` shut it down cleanly.
 """
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop())
     state = ns.dir / "sim.json"
     tmp = state.with_suffix(".tmp")
-    tmp.write_text(state_json(world, pid=os.getpid(), control_port=control.port))
+    tmp.write_text(state_json(world, pid=os.getpid(), control=control.address))
     os.replace(tmp, state)
     print(f"simulator up: {len(world.talos.nodes)} nodes on {world.subnet}", flush=True)
     while not stopped.wait(0.5):

@@ -238,11 +238,11 @@ class SimWorld:
         self.talos.node(node).set_faults(**faults)
 
 
-def state_json(world: SimWorld, *, pid: int, control_port: int) -> str:
+def state_json(world: SimWorld, *, pid: int, control: str) -> str:
     return json.dumps(
         {
             "pid": pid,
-            "control": f"http://127.0.0.1:{control_port}",
+            "control": control,
             "subnet": world.subnet,
             "cluster": world.scenario.name,
         },
