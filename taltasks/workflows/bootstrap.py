@@ -449,6 +449,10 @@ def bootstrap(options: BootstrapOptions, emitter: Emitter = NULL) -> BootstrapRu
 
     if options.until is not None and options.until not in STAGES:
         raise InputError(f"unknown stage {options.until!r}", hint=f"stages: {', '.join(STAGES)}")
+    if options.until is None or STAGES.index(options.until) >= STAGES.index("cni"):
+        from taltasks.workflows.cni import find_helm
+
+        find_helm()  # the cni stage renders Cilium with helm: say it is missing before stage one
     run = BootstrapRun(options, emitter)
     run.cluster = load_cluster(options.root)
     if not run.cluster.control_planes:

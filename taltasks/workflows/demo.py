@@ -167,10 +167,12 @@ def run_demo(source: Path, *, workdir: Path | None = None, emitter: Emitter = NU
     from taltasks.talos.client import TalosClient
     from taltasks.talos.config import TalosConfig
     from taltasks.workflows.bootstrap import BootstrapOptions, bootstrap
+    from taltasks.workflows.cni import find_helm
     from taltasks.workflows.configure import configure
     from taltasks.workflows.k8s_upgrade import upgrade_kubernetes
     from taltasks.workflows.upgrade import UpgradeOptions, run_upgrade
 
+    find_helm()  # bootstrap renders Cilium with it: missing, say so before anything starts
     talos_target, kubernetes_target = targets(source)
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="taltasks-demo-"))
     work.mkdir(parents=True, exist_ok=True)
