@@ -1,6 +1,10 @@
 """Gate kind ``talos-node``: the Talos machine is running and ready — and, after its
 upgrade, reports the expected version from a new boot (talosctl's own done-condition:
-MachineStatus running+ready seen after the action AND the boot id changed)."""
+MachineStatus running+ready seen after the action AND the boot id changed).
+
+The boot id comes from Talos (the 1.14 ``BootID`` resource, readable by every role, else
+the admin-only Read); where the talosconfig's role cannot read it, from the Kubernetes
+Node's ``status.nodeInfo.bootID`` (the kubelet reports the same kernel boot id)."""
 
 from __future__ import annotations
 
@@ -43,12 +47,32 @@ def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> l
                 Check(subject, "version", f"runs Talos {want}", got == want, got or "unknown", since=ALWAYS)
             )
         if ctx.is_target(node) and ctx.previous_boot_id:
-            changed = bool(m.boot_id) and m.boot_id != ctx.previous_boot_id
-            seen = "new boot id" if changed else "same boot id as before the upgrade"
+            boot_id = m.boot_id or _kube_boot_id(sources, node.hostname)
+            changed = bool(boot_id) and boot_id != ctx.previous_boot_id
+            if changed:
+                seen = "new boot id"
+            elif boot_id:
+                seen = "same boot id as before the upgrade"
+            else:
+                seen = "boot id unreadable: Talos < 1.14 shows it to os:admin only, and no Kubernetes Node has it"
             out.append(
                 Check(subject, "rebooted", "booted again (boot id changed)", changed, seen, since=ALWAYS)
             )
     return out
+
+
+def _kube_boot_id(sources: Sources, hostname: str) -> str:
+    """The kernel boot id as the kubelet reports it (``status.nodeInfo.bootID``): the
+    reader-visible source where Talos keeps it behind the admin-only Read (before 1.14)."""
+    from taltasks.gates.sources import ResourceQuery
+
+    if sources.kube is None:
+        return ""
+    try:
+        obj = sources.kube.get(ResourceQuery("v1", "Node", name=hostname))
+    except Exception:
+        return ""
+    return str(((obj or {}).get("status") or {}).get("nodeInfo", {}).get("bootID") or "")
 
 
 def normalize_version(version: str | None) -> str:

@@ -57,7 +57,7 @@ class ApiTalosSource:
             raise _unreachable(node, str(version.error.message if version.error else "no reply"))
         try:
             status = self.client.get(MACHINE_STATUS, "machine", namespace="runtime", node=node)
-            boot_id = self.client.boot_id(node)
+            boot_id = self._boot_id(node)
         except TaltasksError as exc:
             raise _unreachable(node, exc.message) from None
         spec = status.spec if isinstance(status.spec, dict) else {}
@@ -105,6 +105,19 @@ class ApiTalosSource:
             errors=tuple(errors),
             is_learner=learner,
         )
+
+    def _boot_id(self, node: str) -> str:
+        """The kernel boot id, or "" when this talosconfig's role may not read it (Talos
+        before 1.14 has it only behind the admin-only Read; the gates then fall back to
+        the Kubernetes Node's ``nodeInfo.bootID``)."""
+        from taltasks.talos.results import TalosCallError
+
+        try:
+            return self.client.boot_id(node)
+        except TalosCallError as exc:
+            if exc.code == "PERMISSION_DENIED":
+                return ""
+            raise
 
     # ---- change notification ---------------------------------------------------------------
 

@@ -171,6 +171,8 @@ def _reconnect(client: TalosClient, node: str, deadline: float, cancel: threadin
 def _wait_new_boot_id(client: TalosClient, node: str, before: str, deadline: float, poll: float) -> str:
     from taltasks.errors import ConnectionFailed
 
+    if not before:
+        return ""  # unreadable for this role before the action (talosctl skips the check too)
     last = before
     while True:
         try:

@@ -59,6 +59,7 @@ class StreamInterrupted(OperationFailed):
 
 APPLY_MODES = ("REBOOT", "AUTO", "NO_REBOOT", "STAGED", "TRY")
 MACHINE_CONFIG_TYPE = "MachineConfigs.config.talos.dev"
+BOOT_ID_TYPE = "BootIDs.runtime.talos.dev"  # Talos 1.14+
 
 
 def _code_name(code: int) -> str:
@@ -80,7 +81,10 @@ class TalosClient:
         self._stubs: dict[tuple[int, str], Any] = {}
         self._rd_cache: dict[str, list[dict[str, Any]]] = {}
         self.call_metadata: list[tuple[str, str]] = []  # sent with every call (basic auth)
-        self.has_client_certificate = True
+        self.context_name: str | None = None
+        # the os:* roles of the client certificate; None when unknown (no certificate,
+        # maintenance mode): then only the server can say what is allowed
+        self.roles: frozenset[str] | None = None
 
     # ---- construction ------------------------------------------------------------------------
 
@@ -125,7 +129,11 @@ class TalosClient:
             transport, default_nodes=list(nodes if nodes is not None else context.nodes), insecure=insecure
         )
         client.call_metadata = metadata
-        client.has_client_certificate = insecure or bool(context.crt)
+        client.context_name = context.name
+        if not insecure:
+            from taltasks.talos.roles import certificate_roles
+
+            client.roles = certificate_roles(context.crt)
         return client
 
     def close(self) -> None:
@@ -401,6 +409,27 @@ class TalosClient:
         return b"".join(d.bytes for d in self._stream("Read", m.ReadRequest(path=path), meta, timeout, node))
 
     def boot_id(self, node: str | None = None) -> str:
+        """The node's kernel boot id: the ``BootIDs.runtime.talos.dev`` resource where the
+        node has it (Talos 1.14+, readable by every role), else the admin-only Read of
+        ``/proc/sys/kernel/random/boot_id`` (PERMISSION_DENIED for other roles)."""
+        try:
+            res = self.get(BOOT_ID_TYPE, "boot-id", namespace="runtime", node=node)
+        except TalosCallError as exc:
+            # older Talos: "resource type ... is not supported" (PermissionDenied) or NotFound
+            unsupported = exc.code == "PERMISSION_DENIED" and "not supported" in exc.error.message
+            if not (unsupported or exc.code in ("NOT_FOUND", "UNIMPLEMENTED")):
+                raise
+        else:
+            spec = res.spec if isinstance(res.spec, dict) else {}
+            value = str(spec.get("bootID") or "").strip()
+            if not value and res.proto_spec:
+                from taltasks.talos.api import definitions_runtime_pb2 as rt
+
+                spec_class = getattr(rt, "BootIDSpec", None)  # the 1.14 proto (api/definitions_runtime)
+                if spec_class is not None:
+                    value = spec_class.FromString(res.proto_spec).boot_id.strip()
+            if value:
+                return value
         return self.read("/proc/sys/kernel/random/boot_id", node=node).decode().strip()
 
     # ---- changes ---------------------------------------------------------------------------------

@@ -128,10 +128,12 @@ def snapshot(
     import json as jsonlib
     from pathlib import Path
 
+    from taltasks.talos import roles
     from taltasks.talos.discovery import resolve
     from taltasks.workflows import etcd as wf
 
     with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
+        roles.require(tc, roles.SNAPSHOT, "an etcd snapshot")
         source = resolve(tc, node).ip if node else wf.pick_snapshot_source(wf.survey(tc, _control_planes(tc)))
         result = wf.snapshot(tc, Path(path), source, emitter, timeout=float(timeout))
     if json:
@@ -154,10 +156,12 @@ def remove_member(
     c, member, force=False, yes=False, talosconfig=None, context=None, endpoints=None, nodes=None, json=False
 ):
     """Remove a dead member from etcd; refuses when it is still healthy or quorum would break."""
+    from taltasks.talos import roles
     from taltasks.tasks._cli import confirm
     from taltasks.workflows import etcd as wf
 
     with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
+        roles.require(tc, roles.ADMIN_ONLY, "removing an etcd member")
         s = wf.survey(tc, _control_planes(tc))
         plan = wf.plan_removal(s, member, force=force)
         t = plan.target

@@ -42,6 +42,7 @@ def upgrade_k8s(
 ):
     """Upgrade Kubernetes one minor at a time: control-plane components node by node, then kubelets."""
     from taltasks.events import Emitter
+    from taltasks.talos import roles
     from taltasks.tasks._cli import repo_root
     from taltasks.tasks._kube import kube_client, talos_client
     from taltasks.ui.reporters import make_reporter
@@ -59,20 +60,22 @@ def upgrade_k8s(
                 f"talos/talenv.yaml pins Kubernetes {pinned}; after upgrading to {target}, set "
                 "kubernetesVersion there too, or the next `invoke configure` + apply rolls the images back",
             )
-        with (
-            talos_client(checkout, talosconfig, context, endpoints) as tc,
-            kube_client(checkout, kubeconfig, tc) as kube,
-        ):
-            state = wf.observe(tc, kube)
-            plan = wf.plan_upgrade(state, target, pre_pull=pre_pull, kubelet=kubelet)
-            if dry_run:
-                if not json:
-                    print(f"Kubernetes {plan.from_version} → {plan.to_version} (dry run: nothing changes)")
-                print_rows(plan.rows(), wf.PLAN_COLUMNS, as_json=json)
-                return
-            timeouts = wf.Timeouts(control_plane=float(timeout), kubelet=float(timeout))
-            with signals_interrupt():
-                wf.execute(tc, kube, plan, root=checkout, emitter=emitter, timeouts=timeouts)
+        with talos_client(checkout, talosconfig, context, endpoints) as tc:
+            # even the plan reads machine configs (os:admin); say so before the first call
+            roles.require(tc, roles.ADMIN_ONLY, "upgrading Kubernetes")
+            with kube_client(checkout, kubeconfig, tc) as kube:
+                state = wf.observe(tc, kube)
+                plan = wf.plan_upgrade(state, target, pre_pull=pre_pull, kubelet=kubelet)
+                if dry_run:
+                    if not json:
+                        print(
+                            f"Kubernetes {plan.from_version} → {plan.to_version} (dry run: nothing changes)"
+                        )
+                    print_rows(plan.rows(), wf.PLAN_COLUMNS, as_json=json)
+                    return
+                timeouts = wf.Timeouts(control_plane=float(timeout), kubelet=float(timeout))
+                with signals_interrupt():
+                    wf.execute(tc, kube, plan, root=checkout, emitter=emitter, timeouts=timeouts)
 
 
 def _target(root, to):

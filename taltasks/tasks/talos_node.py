@@ -17,10 +17,11 @@ JSON_HELP = {"json": "report progress as JSON lines"}
 )
 def reboot_node(c, node, timeout=900, talosconfig=None, context=None, endpoints=None, nodes=None, json=False):
     """Reboot a node and wait until it is back running and ready with a new boot id."""
-    from taltasks.talos import actions
+    from taltasks.talos import actions, roles
     from taltasks.talos.discovery import resolve
 
     with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
+        roles.require(tc, roles.OPERATE, "rebooting a node")
         target = resolve(tc, node)
         with emitter.step("reboot", f"rebooting {target.hostname} ({target.ip})", node=target.hostname):
             out = actions.reboot(tc, target.ip, timeout=float(timeout))
@@ -54,11 +55,13 @@ def reset_node(
 ):
     """Wipe a node (Talos reset). Refuses for a control plane whose loss would break etcd quorum."""
     from taltasks.errors import OperationFailed
+    from taltasks.talos import roles
     from taltasks.talos.discovery import members, resolve
     from taltasks.tasks._cli import confirm
     from taltasks.workflows import etcd as wf
 
     with reporting(json) as emitter, client(talosconfig, context, endpoints, nodes) as tc:
+        roles.require(tc, roles.ADMIN_ONLY, "resetting a node")
         known = members(tc)
         target = resolve(tc, node, known)
         if target.control_plane:
@@ -93,9 +96,11 @@ def kubeconfig(
     c, node=None, out=None, force=False, talosconfig=None, context=None, endpoints=None, nodes=None
 ):
     """Fetch the admin kubeconfig and merge it into $KUBECONFIG (or write it to --out)."""
+    from taltasks.talos import roles
     from taltasks.talos.kubeconfig import merge_into, write_new
 
     with client(talosconfig, context, endpoints, nodes) as tc:
+        roles.require(tc, roles.ADMIN_ONLY, "fetching the admin kubeconfig")
         text = tc.kubeconfig(node=node or tc.transport.endpoints[0].host)
     path = write_new(text, out, force=force) if out else merge_into(text)
     print(f"kubeconfig written to {path}")

@@ -110,6 +110,10 @@ def apply_node(
     node = cluster.node(name)
     data, source = node_config(root, cluster, node)
     maintenance = options.insecure or in_maintenance(context, node.ip)
+    if not maintenance:  # even a dry run: Talos answers ApplyConfiguration to os:admin only
+        from taltasks.talos import roles
+
+        roles.require_context(context, roles.ADMIN_ONLY, f"applying a config to {node.hostname}")
     where = "maintenance mode" if maintenance else "configured"
     emitter.emit("info", f"{node.hostname} ({node.ip}) is {where}; config: {source}", node=node.hostname)
     started = time.monotonic()

@@ -459,6 +459,9 @@ def bootstrap(options: BootstrapOptions, emitter: Emitter = NULL) -> BootstrapRu
         raise InputError("the cluster has no control plane", where="talos/talconfig.yaml")
     tc_path = talosconfig_path(options.root, options.talosconfig)
     cfg = TalosConfig.load(tc_path)
+    from taltasks.talos import roles
+
+    roles.require_context(cfg.context(), roles.ADMIN_ONLY, "bootstrapping a cluster")
     run.talos = TalosClient.from_context(cfg.context())
     emitter.emit(
         "plan",

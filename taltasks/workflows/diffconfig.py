@@ -43,6 +43,9 @@ def diff_nodes(
     nodes = [cluster.node(node)] if node else cluster.nodes
     renderer = None
     cfg = TalosConfig.load(talosconfig_path(root, talosconfig))
+    from taltasks.talos import roles
+
+    roles.require_context(cfg.context(), roles.ADMIN_ONLY, "reading the running machine configs")
     out = []
     with TalosClient.from_context(cfg.context()) as tc:
         for n in nodes:

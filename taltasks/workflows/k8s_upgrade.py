@@ -648,6 +648,10 @@ def upgrade_kubernetes(
     timeouts: Timeouts = Timeouts(),
 ) -> K8sUpgradePlan | K8sUpgradeResult:
     """Observe, plan and (unless ``dry_run``) execute; the dry run returns the plan."""
+    from taltasks.talos import roles
+
+    # even the plan reads the nodes' machine configs, which Talos shows to os:admin only
+    roles.require(talos, roles.ADMIN_ONLY, "upgrading Kubernetes")
     state = observe(talos, kube)
     plan = plan_upgrade(state, to, pre_pull=pre_pull, kubelet=kubelet)
     if dry_run:

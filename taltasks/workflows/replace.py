@@ -77,6 +77,9 @@ def replace_node(options: ReplaceOptions, emitter: Emitter = NULL) -> ReplaceRes
             hint="restore the cluster from an etcd snapshot instead",
         )
     cfg = TalosConfig.load(talosconfig_path(options.root, options.talosconfig))
+    from taltasks.talos import roles
+
+    roles.require_context(cfg.context(), roles.ADMIN_ONLY, f"replacing {node.hostname}")
     result = ReplaceResult(node.hostname)
     with (
         Journal.open(options.root, "replace-node", meta={"node": node.hostname}) as journal,

@@ -146,6 +146,10 @@ def run_upgrade(
     """Plan, then (unless ``dry_run``) carry the plan out; see the module docstring."""
     from taltasks.gates.kubesource import ApiKubeSource
     from taltasks.gates.talossource import ApiTalosSource
+    from taltasks.talos import roles
+
+    if not options.dry_run:  # the plan is a read; the upgrade itself is os:admin's
+        roles.require(talos, roles.ADMIN_ONLY, "upgrading Talos")
 
     source, kube_source = ApiTalosSource(talos), ApiKubeSource(kube, watch_seconds=5)
     try:
