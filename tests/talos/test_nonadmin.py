@@ -36,7 +36,7 @@ def _api_calls_by(d, role: str) -> list[str]:
     return [e.data["method"] for e in d.recorder.entries("talos.api") if e.data.get("roles") == [role]]
 
 
-def test_version_and_plan_work_with_a_reader_talosconfig(demo, tmp_path):
+def test_reads_and_plan_work_with_a_reader_talosconfig(demo, tmp_path):
     reader = _talosconfig(demo, tmp_path, "os:reader")
     version = invoke("talos.version", "--talosconfig", str(reader), "--json")
     assert version.returncode == 0, version.stderr
@@ -46,6 +46,15 @@ def test_version_and_plan_work_with_a_reader_talosconfig(demo, tmp_path):
     rows = json.loads(plan.stdout)
     assert len(rows) == 6 and {r["running"] for r in rows} == {OLD} and {r["desired"] for r in rows} == {NEW}
     assert {r["action"] for r in rows} == {"upgrade"}, rows
+    services = invoke("talos.services", "--talosconfig", str(reader), "--json")
+    assert services.returncode == 0, services.stderr
+    assert {r["service"] for r in json.loads(services.stdout)} >= {"etcd", "kubelet", "apid"}
+    health = invoke("talos.health", "--talosconfig", str(reader), "--json")
+    assert health.returncode == 0, health.stderr
+    assert all(c["result"] == "OK" for c in json.loads(health.stdout))
+    get = invoke("talos.get", "machinestatus", "--talosconfig", str(reader), "--json")
+    assert get.returncode == 0, get.stderr
+    assert {i["spec"]["stage"] for i in json.loads(get.stdout)} == {"running"}
     calls = _api_calls_by(demo, "os:reader")
     assert "Read" not in calls  # the boot id was never asked for with the admin-only Read
 
