@@ -45,6 +45,15 @@ def held(tmp_path, loopback_subnet):
     world.stop()
 
 
+def _configured(repo) -> TalosClient:
+    """Apply every node's config (the bootstrap's first stage), then a client with the
+    cluster's talosconfig."""
+    bootstrap(BootstrapOptions(root=repo, until="configs", timeout=30, poll=0.05), Emitter())
+    return TalosClient.from_context(
+        TalosConfig.load(repo / "talos" / "clusterconfig" / "talosconfig").context()
+    )
+
+
 def _refusals(events: Collector) -> list[str]:
     return [e.message for e in events.of("info") if "refused" in e.message]
 
@@ -94,11 +103,8 @@ def test_bootstrap_gives_up_at_its_deadline_naming_the_last_refusal(held):
 
 def test_a_refusal_waiting_cannot_fix_stops_at_once(held):
     repo, world = held
-    bootstrap(BootstrapOptions(root=repo, until="configs", timeout=30, poll=0.05), Emitter())
     worker = world.talos.node("worker-1")
-    with TalosClient.from_context(
-        TalosConfig.load(repo / "talos" / "clusterconfig" / "talosconfig").context()
-    ) as talos:
+    with _configured(repo) as talos:
         started = time.monotonic()
         with pytest.raises(OperationFailed, match="control plane") as info:
             bootstrap_etcd(talos, worker.ip, timeout=20, poll=0.05)
@@ -109,11 +115,8 @@ def test_a_refusal_waiting_cannot_fix_stops_at_once(held):
 
 def test_simulator_refuses_with_machineds_messages_and_shows_why(held):
     repo, world = held
-    bootstrap(BootstrapOptions(root=repo, until="configs", timeout=30, poll=0.05), Emitter())
     cp1 = world.talos.node("cp-1")
-    with TalosClient.from_context(
-        TalosConfig.load(repo / "talos" / "clusterconfig" / "talosconfig").context()
-    ) as talos:
+    with _configured(repo) as talos:
         [services] = talos.services([cp1.ip])
         cri = next(s for s in services.value if s.id == "cri")
         assert (cri.state, cri.healthy) == ("Preparing", False)
