@@ -7,14 +7,21 @@ answers nothing, and a 30 s read started one second before the deadline would ot
 overrun it by 29 s. ``with within(seconds):`` sets the deadline for the current thread
 (nested waits keep the earlier one); :func:`clip` is what a client applies to each call's
 own timeout.
+
+It lives in a context variable, which a new thread does not inherit: code that fans calls
+out to a thread pool submits them with ``contextvars.copy_context().run`` (see
+:func:`carry`) so they keep the deadline of the wait that made them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # the smallest timeout handed to a call once the deadline has (nearly) passed: the call
 # then fails at once with DEADLINE_EXCEEDED instead of not being made at all
@@ -69,3 +76,11 @@ def clip(timeout: float | None) -> float | None:
 def expired() -> bool:
     at = _deadline.get()
     return at is not None and time.monotonic() >= at
+
+
+def carry(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` bound to the current deadline, for running in another thread."""
+    import contextvars
+
+    ctx = contextvars.copy_context()
+    return lambda *args, **kwargs: ctx.run(fn, *args, **kwargs)

@@ -176,6 +176,7 @@ class TalosClient:
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
         metadata = [*metadata, *self.call_metadata]
+        self._check_deadline(method, metadata)
 
         def once(channel: grpc.Channel) -> Any:
             # never past the deadline of the wait this call is part of
@@ -196,6 +197,19 @@ class TalosClient:
             with attempt:
                 return self.transport.call(once)
         raise AssertionError("unreachable")
+
+    def _check_deadline(self, method: str, metadata: list[tuple[str, str]]) -> None:
+        """A call made once the wait's deadline has passed fails at once, as it would."""
+        if deadlines.expired():
+            target = next((v for k, v in metadata if k in ("node", "nodes")), None)
+            raise TalosCallError(
+                method,
+                NodeError(
+                    target or self.transport.endpoint_host(),
+                    "DEADLINE_EXCEEDED",
+                    "the deadline of the wait passed before the call was made",
+                ),
+            )
 
     def _call_error(self, method: str, exc: Exception, target: str | None) -> Exception:
         import grpc
@@ -288,6 +302,7 @@ class TalosClient:
         import grpc
 
         metadata = [*metadata, *self.call_metadata]
+        self._check_deadline(method, metadata)
         timeout = deadlines.clip(timeout)  # the whole stream ends by the wait's deadline
 
         def open_stream(channel: grpc.Channel) -> Iterator[Any]:

@@ -85,6 +85,7 @@ def health(
     """Talos-side cluster health: etcd, apid, memory, disks, diagnostics, kubelet, boot."""
     import time
 
+    from taltasks import deadline as deadlines
     from taltasks.errors import OperationFailed
     from taltasks.talos import health as h
     from taltasks.tasks._cli import split_list
@@ -96,10 +97,12 @@ def health(
             topo = h.discover(tc)
         deadline = time.monotonic() + float(wait)
         while True:
-            checks = h.run_checks(tc, topo)
+            # with --wait, a node that stops answering cannot hold a round past the deadline
+            with deadlines.until(deadline if float(wait) > 0 else None):
+                checks = h.run_checks(tc, topo)
             if all(x.ok for x in checks) or time.monotonic() >= deadline:
                 break
-            time.sleep(1)
+            time.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
     rows = [
         {"check": x.name, "result": "OK" if x.ok else "FAIL", "detail": "" if x.ok else x.detail}
         for x in checks

@@ -240,3 +240,17 @@ def test_upgrade_wait_for_back_fails_by_the_reboot_deadline_when_the_node_vanish
         assert d.world.recorder.entries("talos.vanished", node=target)
     finally:
         d.stop()
+
+
+def test_health_checks_of_a_cluster_with_a_vanished_node_end_by_the_deadline(world, admin):
+    from taltasks.talos import health
+
+    topo = health.Topology(
+        [n.ip for n in world.talos.control_planes], [n.ip for n in world.talos.nodes if not n.control_plane]
+    )
+    world.set_talos_faults("worker-2", vanished=True)
+    started = time.monotonic()
+    with deadline.within(2.0):
+        checks = health.run_checks(admin, topo)
+    assert time.monotonic() - started <= 2.0 * SLACK
+    assert not all(c.ok for c in checks)
