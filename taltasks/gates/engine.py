@@ -312,6 +312,7 @@ class _Wait:
         self.watching = False
         self.errors_in_row = 0
         self.last: list[GateStatus] = []
+        self.known: dict[str, GateStatus] = {}  # each gate's last observation not cut by the deadline
         self._reported: dict[str, tuple[tuple[Any, ...], float]] = {}
         self.node_name = ctx.node.hostname if ctx.node is not None else None
 
@@ -321,6 +322,9 @@ class _Wait:
         # node that stops answering (calls that never return) cannot carry it past that
         with deadlines.until(self._tick_deadline()):
             self.last = [self.engine.evaluate(s, self.ctx) for s in self.specs]
+        for status in self.last:
+            if not _only_cut_by_deadline(status):
+                self.known[status.spec.id] = status
         self.errors_in_row = self.errors_in_row + 1 if any(s.source_error for s in self.last) else 0
         for status in self.last:
             if status.fatal:
@@ -366,7 +370,12 @@ class _Wait:
     def failure(self, hint: str | None, *, fatal: bool) -> GateFailed:
         now = self.clock.monotonic()
         late = [s for s in self.last if not s.satisfied and now >= self.deadlines[s.spec.id]]
-        status = (late or [s for s in self.last if not s.satisfied])[0]
+        candidates = late or [s for s in self.last if not s.satisfied]
+        # reads the deadline cut short say nothing about a gate: judge it by its last full
+        # observation, and name a gate that saw a real problem before one that was only cut
+        informed = [self.known.get(s.spec.id, s) if _only_cut_by_deadline(s) else s for s in candidates]
+        real = [s for s in informed if not s.satisfied and not _only_cut_by_deadline(s)]
+        status = (real or candidates)[0]
         self._report_failure(status)
         return GateFailed(status, self.ctx, waited=self.elapsed(), fatal=fatal, hint=hint)
 
@@ -419,6 +428,14 @@ class _Wait:
             last=status.last_values(),
             elapsed=round(self.elapsed(), 3),
         )
+
+
+def _only_cut_by_deadline(status: GateStatus) -> bool:
+    """Every failing check of ``status`` is a read that the wait's deadline cut short."""
+    failing = status.failing
+    return bool(failing) and all(
+        c.name in ("observe", "reachable") and "DEADLINE_EXCEEDED" in c.observed for c in failing
+    )
 
 
 def _fingerprint(spec: GateSpec) -> str:
