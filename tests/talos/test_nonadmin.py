@@ -119,3 +119,33 @@ def test_operator_reboots_a_node_and_the_gates_see_the_new_boot(demo, tmp_path):
         finally:
             source.close()
             kube_source.close()
+
+
+def test_on_1_14_every_role_reads_the_boot_id_from_the_bootid_resource(loopback_subnet):
+    """Talos 1.14 publishes BootIDs.runtime.talos.dev/boot-id: readers and operators get the
+    kernel boot id from it (no admin-only Read), and a gate sees a reboot without Kubernetes."""
+    from simtalos import make_world
+
+    world = make_world(loopback_subnet, talos_version="v1.14.0").start()
+    try:
+        node = world.talos.node("worker-1")
+        with client_with(world, roles=("os:reader",)) as reader:
+            before = reader.boot_id(node.ip)
+            assert before == node.boot_id
+            source = ApiTalosSource(reader)
+            target = NodeTarget(node.hostname, node.ip)
+            with client_with(world, roles=("os:operator",)) as operator:
+                operator.reboot(node=node.ip)
+            ctx = GateContext(
+                [target], target, stage="reboot", expected_version="v1.14.0", previous_boot_id=before
+            )
+            back = replace(default_policy().reboot_gates()[0], timeout=20)
+            try:
+                GateEngine(None, source, poll_interval=0.1, resync_interval=0.5).wait([back], ctx)
+            finally:
+                source.close()
+            assert source.machine(node.ip).boot_id == node.boot_id != before
+        reads = [e for e in world.recorder.entries("talos.api", method="Read")]
+        assert reads == []
+    finally:
+        world.stop()
