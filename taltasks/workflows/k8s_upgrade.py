@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from taltasks import deadline as deadlines
 from taltasks.errors import InputError, OperationFailed
 from taltasks.events import NULL, Emitter
 from taltasks.kube.client import KubeClient
@@ -559,14 +560,17 @@ class _Runner:
         component = BY_NAME[step.component]
         assert component.resource is not None
         deadline = time.monotonic() + self.timeouts.control_plane
-        with ResourceWatch(
-            self.talos,
-            component.resource,
-            component.name,
-            namespace="controlplane",
-            node=step.ip,
-            timeout=self.timeouts.control_plane,
-        ) as watch:
+        with (
+            deadlines.until(deadline),  # the config read and apply too, not only the watch
+            ResourceWatch(
+                self.talos,
+                component.resource,
+                component.name,
+                namespace="controlplane",
+                node=step.ip,
+                timeout=self.timeouts.control_plane,
+            ) as watch,
+        ):
             if watch.initial.type != "CREATED" or watch.initial.resource is None:
                 raise OperationFailed(
                     f"{component.resource} {component.name} does not exist: is this a control plane?",
@@ -605,14 +609,17 @@ class _Runner:
             )
 
         if step.action == "upgrade":
-            with ResourceWatch(
-                self.talos,
-                SERVICES,
-                "kubelet",
-                namespace="runtime",
-                node=step.ip,
-                timeout=self.timeouts.kubelet,
-            ) as watch:
+            with (
+                deadlines.until(deadline),  # the config read and apply too, not only the watch
+                ResourceWatch(
+                    self.talos,
+                    SERVICES,
+                    "kubelet",
+                    namespace="runtime",
+                    node=step.ip,
+                    timeout=self.timeouts.kubelet,
+                ) as watch,
+            ):
                 if not healthy(watch.initial):
                     raise OperationFailed(
                         "the kubelet is not healthy before its upgrade; fix it first",
