@@ -178,3 +178,105 @@ def our_writes(recorder, since: int = 0) -> list:
             or e.kind in ("talos.upgrade", "talos.apply", "talos.reboot")
         )
     ]
+
+
+# ---- zoned clusters: failure-domain batches ------------------------------------------------------
+
+ZONES = "abc"
+
+
+def zone_of(worker: int) -> str:
+    """Workers take turns over the zones: worker-1 zone-a, worker-2 zone-b, worker-3 zone-c, …"""
+    return f"zone-{ZONES[(worker - 1) % len(ZONES)]}"
+
+
+def zoned_repo(dest: Path, subnet: str, workers: int) -> Path:
+    """The demo checkout with 3 control planes and ``workers`` workers spread over three
+    zones (``topology.kubernetes.io/zone`` node labels), on ``subnet``."""
+    from taltasks.sim.addresses import control_plane_address, worker_address
+
+    repo = move_to_subnet(copy_demo(dest), subnet)
+    talconfig = repo / "talos" / "talconfig.yaml"
+    text = talconfig.read_text()
+    lines = ["nodes:"]
+    for i in range(3):
+        lines += [
+            f"  - hostname: cp-{i + 1}",
+            f"    ipAddress: {control_plane_address(subnet, i)}",
+            "    controlPlane: true",
+            "    installDisk: /dev/sda",
+        ]
+    for i in range(1, workers + 1):
+        lines += [
+            f"  - hostname: worker-{i}",
+            f"    ipAddress: {worker_address(subnet, i - 1)}",
+            "    controlPlane: false",
+            "    installDisk: /dev/sda",
+            "    nodeLabels:",
+            f"      topology.kubernetes.io/zone: {zone_of(i)}",
+        ]
+    talconfig.write_text(text[: text.index("\nnodes:") + 1] + "\n".join(lines) + "\n")
+    return repo
+
+
+def zoned_scenario(
+    workers: int, *, pool_domain: str = "zone", databases: int = 2, fast: bool = True, zonal_db: bool = False
+) -> str:
+    """Rook with one OSD per worker and its pools replicated across ``pool_domain``, CNPG
+    clusters of three instances in three zones, a Deployment behind a PDB."""
+    osds = ", ".join(f"worker-{i}: [{i - 1}]" for i in range(1, workers + 1))
+    cnpg = "".join(
+        f"    - {{namespace: database, name: pg-{j + 1}, instances: 3, "
+        f"nodes: [worker-{3 * j + 1}, worker-{3 * j + 2}, worker-{3 * j + 3}]}}\n"
+        for j in range(min(databases, workers // 3))
+    )
+    if zonal_db:  # a database whose instances all live in zone-a
+        cnpg += "    - {namespace: database, name: zonal, instances: 2, nodes: [worker-1, worker-4]}\n"
+    times = "0.02" if fast else "0.05"
+    return (
+        f"cluster: {{name: demo, controlPlanes: 3, workers: {workers}, talosVersion: {OLD}, kubernetesVersion: v1.34.3}}\n"
+        f"kubernetes: {{podStartSeconds: {times}, podTerminationSeconds: {times}}}\n"
+        "ceph:\n"
+        f"  osds: {{{osds}}}\n"
+        "  mons: [cp-1, cp-2, cp-3]\n"
+        "  recoverySeconds: 0.2\n"
+        "  checkIntervalSeconds: 0.1\n"
+        "  pools:\n"
+        f"    - {{name: ceph-blockpool, size: 3, failureDomain: {pool_domain}}}\n"
+        "    - {name: builtin-mgr, poolName: .mgr, size: 3, failureDomain: zone}\n"
+        "cnpg:\n  switchoverSeconds: 0.1\n  clusters:\n" + cnpg + "flux:\n"
+        "  kustomizations: [{namespace: flux-system, name: cluster-apps}]\n"
+        "workloads:\n"
+        "  - {kind: DaemonSet, namespace: kube-system, name: cilium, tolerateControlPlane: true}\n"
+        "  - {kind: Deployment, namespace: default, name: echo, replicas: 3, pdb: {minAvailable: 1}}\n"
+    )
+
+
+BATCHING_POLICY = "batching: {by: failure-domain, label: topology.kubernetes.io/zone}\n"
+
+
+def zoned_cluster(
+    tmp_path: Path,
+    subnet: str,
+    workers: int,
+    *,
+    pool_domain: str = "zone",
+    zonal_db: bool = False,
+    **policy: str,
+) -> DemoCluster:
+    """A started zoned cluster (:func:`zoned_repo`, :func:`zoned_scenario`) with talenv
+    bumped and a fast policy that batches by zone."""
+    repo = zoned_repo(tmp_path / "repo", subnet, workers)
+    scenario_file = tmp_path / "scenario.yaml"
+    scenario_file.write_text(zoned_scenario(workers, pool_domain=pool_domain, zonal_db=zonal_db))
+    scenario = sc.load(scenario_file)
+    scenario.timings.update(FAST)
+    world = SimWorld.from_repo(repo, scenario, directory=tmp_path / "sim").start()
+    try:
+        world.kube.wait_settled(30)
+    except BaseException:
+        world.stop()
+        raise
+    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
+    write_policy(repo, extra=BATCHING_POLICY, **policy)
+    return DemoCluster(repo, world)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class Journal:
         self._entries = list(state.entries)
         self._lock_fd: int | None = lock
         self._clock = clock
+        self._append_lock = threading.Lock()  # a batch's nodes journal from their own threads
         self.previous: JournalState | None = None
 
     @classmethod
@@ -261,6 +263,10 @@ class Journal:
             self.close()
 
     def _append(self, entry: dict[str, Any], *, status: str | None = None) -> None:
+        with self._append_lock:
+            self._append_locked(entry, status)
+
+    def _append_locked(self, entry: dict[str, Any], status: str | None) -> None:
         entry = {"seq": len(self._entries) + 1, "ts": round(self._clock(), 3), **entry}
         self._entries.append(entry)
         s = self._state

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from taltasks.gates.talossource import ApiTalosSource
     from taltasks.kube.client import KubeClient
     from taltasks.talos.client import TalosClient
+    from taltasks.workflows.batches import BatchDecision
     from taltasks.workflows.cleanup import CleanupStack, Undo
     from taltasks.workflows.journal import Journal
 
@@ -202,6 +203,7 @@ class _Run:
         self.journal: Journal | None = None
         self.cleanup: CleanupStack | None = None
         self.result: UpgradeResult | None = None
+        self.batches: BatchDecision | None = None  # failure-domain batching, when the policy asks
 
     # ---- top level --------------------------------------------------------------------------
 
@@ -235,6 +237,11 @@ class _Run:
         list_nodes(self.kube)  # an unreachable Kubernetes API fails now (exit 3), not at a gate deadline
         if not self.options.force:
             self._quorum_precheck(plan)
+        if plan.batching.enabled and any(len(b) > 1 for b in plan.batches()):
+            from taltasks.workflows.batches import BatchDecision
+
+            self.batches = BatchDecision(plan.batching, self.kube, self.emitter)
+            self.batches.start()  # the run-wide proof, before anything changes
         self._journaled(plan)
         result.seconds = round(time.monotonic() - started, 3)
         skipped = len(plan.steps) - len(plan.actions)
@@ -270,9 +277,16 @@ class _Run:
             with self._step(None, "preflight", "preflight gates"):
                 self.engine.wait(self.policy.preflight, GateContext(self.cluster.nodes, stage="preflight"))
             self._maintenance_on()
-            actions = plan.actions
-            for i, step in enumerate(actions):
-                self._upgrade_node(step, done=i, total=len(actions))
+            total, done = len(plan.actions), 0
+            for batch in plan.batches():
+                if len(batch) > 1 and self.batches is not None and not self.batches.refused:
+                    from taltasks.workflows.batches import run_batch
+
+                    run_batch(self, batch, done=done, total=total)
+                else:
+                    for i, step in enumerate(batch):
+                        self._upgrade_node(step, done=done + i, total=total)
+                done += len(batch)
 
     # ---- before the run ---------------------------------------------------------------------
 
@@ -490,16 +504,20 @@ class _Run:
         )
         self.result.snapshot = result.path
 
-    def _primaries_off(self, host: str) -> None:
+    def _primaries_off(self, hosts: str | Sequence[str]) -> None:
         """Cordoning a primary's node makes CNPG switch over; wait until every primary
-        that lived there has moved and settled, so the drain evicts only replicas."""
+        that lived there (on any of ``hosts``, a batch) has moved and settled, so the drain
+        evicts only replicas."""
         from taltasks.kube.cnpg import GROUP, PLURAL, VERSION, read_cnpg_clusters
         from taltasks.kube.watch import wait_until
 
+        hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+        host = ", ".join(hosts)
+        node = hosts[0] if len(hosts) == 1 else None  # a batch's step is the run's, not one node's
         moving = {
             c.ref: c.current_primary
             for c in read_cnpg_clusters(self.kube)
-            if c.instances > 1 and c.primary_node() == host
+            if c.instances > 1 and c.primary_node() in hosts
         }
         if not moving:
             return
@@ -523,7 +541,7 @@ class _Run:
             return "; ".join(parts)
 
         listing = ", ".join(f"{ref} ({pod})" for ref, pod in moving.items())
-        with self._step(host, "switchover", f"waiting for CNPG primaries to leave {host}: {listing}"):
+        with self._step(node, "switchover", f"waiting for CNPG primaries to leave {host}: {listing}"):
             wait_until(
                 self.kube,
                 self.kube.custom.list_cluster_custom_object,
