@@ -107,6 +107,17 @@ BENCHES: tuple[Bench, ...] = (
             Row("total vs Σ(reboot R + window W) over the nodes", "total_s", "s", "baseline_s"),
             Row("overhead vs its allowance (10% + 2 s)", "overhead_s", "s", "overhead_allowance_s", 1.0),
             Row("gate reaction p50 vs 500 ms", "gate_reaction_ms", "ms", 500.0, 1.0),
+            Row(
+                "30 workers in 3 zones, batched, vs 4 × (R + W)",
+                "batched_total_s",
+                "s",
+                "batched_unit_s",
+                1.1,
+            ),
+            Row("batches: fewest pool copies vs min_size", "pool_margin", "", 1.0, 1.0, higher=True),
+            Row("batches: fewest ready database instances vs 1", "db_ready_min", "", 1.0, 1.0, higher=True),
+            Row("batches: most zones down at once vs 1", "zones_down_max", "", 1.0, 1.0),
+            Row("host pools: most nodes down at once vs 1 (refused)", "host_nodes_down_max", "", 1.0, 1.0),
         ),
     ),
 )

@@ -38,7 +38,9 @@ class GateContext:
     model's nodes fit); ``node``: the one being upgraded, if any; ``expected_version`` and
     ``previous_boot_id``: what that node must show after its upgrade; ``not_before``:
     wall time from which the stability window counts (the uncordon, for post gates);
-    ``baseline``: what :meth:`GateEngine.baseline` recorded before the node."""
+    ``baseline``: what :meth:`GateEngine.baseline` recorded before the node. ``batch``:
+    nodes upgraded together (a failure-domain batch) with, in ``expected``, each one's
+    ``(expected_version, previous_boot_id)``; node-scoped gates then cover all of them."""
 
     nodes: Sequence[NodeLike]
     node: NodeLike | None = None
@@ -47,13 +49,28 @@ class GateContext:
     previous_boot_id: str | None = None
     not_before: float | None = None
     baseline: Mapping[str, Any] = field(default_factory=dict)
+    batch: tuple[NodeLike, ...] = ()
+    expected: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     @property
     def control_planes(self) -> list[NodeLike]:
         return [n for n in self.nodes if n.control_plane]
 
+    @property
+    def subjects(self) -> list[NodeLike]:
+        """The node(s) being upgraded: the batch, or the one node."""
+        return list(self.batch) or ([self.node] if self.node is not None else [])
+
     def is_target(self, node: NodeLike) -> bool:
-        return self.node is not None and node.hostname == self.node.hostname
+        return any(node.hostname == n.hostname for n in self.subjects)
+
+    def expectation(self, node: NodeLike) -> tuple[str | None, str | None]:
+        """What ``node`` must show after its upgrade: (version, previous boot id)."""
+        if node.hostname in self.expected:
+            return self.expected[node.hostname]
+        if self.node is not None and node.hostname == self.node.hostname:
+            return self.expected_version, self.previous_boot_id
+        return None, None
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ class GateFailed(OperationFailed):
         self, status: GateStatus, ctx: GateContext, *, waited: float, fatal: bool, hint: str | None
     ) -> None:
         spec = status.spec
-        where = f"{ctx.stage} gates" + (f" of {ctx.node.hostname}" if ctx.node else "")
+        where = f"{ctx.stage} gates" + (
+            f" of {', '.join(n.hostname for n in ctx.subjects)}" if ctx.subjects else ""
+        )
         if fatal:
             c = status.fatal[0]
             message = f"gate {spec.id} stopped the run: {c.subject}: {c.condition} — saw {c.observed}"

@@ -15,8 +15,8 @@ NODES = ResourceQuery("v1", "Node")
 
 
 def targets(spec: GateSpec, ctx: GateContext) -> list[NodeLike]:
-    if spec.get("scope") == "node" and ctx.node is not None:
-        return [ctx.node]
+    if spec.get("scope") == "node" and ctx.subjects:
+        return ctx.subjects
     return list(ctx.nodes)
 
 

@@ -14,9 +14,9 @@ from taltasks.model.policy import GateSpec
 
 
 def targets(spec: GateSpec, ctx: GateContext) -> list[NodeLike]:
-    scope = spec.get("scope") or ("node" if ctx.node is not None else "all")
-    if scope == "node" and ctx.node is not None:
-        return [ctx.node]
+    scope = spec.get("scope") or ("node" if ctx.subjects else "all")
+    if scope == "node" and ctx.subjects:
+        return ctx.subjects
     return list(ctx.nodes)
 
 
@@ -40,15 +40,16 @@ def observe(spec: GateSpec, sources: Sources, ctx: GateContext, now: float) -> l
         out.append(
             Check(subject, "ready", "machine is ready", m.ready, "ready" if m.ready else unmet, since=ALWAYS)
         )
-        if ctx.is_target(node) and ctx.expected_version:
-            want = normalize_version(ctx.expected_version)
+        expected_version, previous_boot_id = ctx.expectation(node)
+        if expected_version:
+            want = normalize_version(expected_version)
             got = normalize_version(m.version)
             out.append(
                 Check(subject, "version", f"runs Talos {want}", got == want, got or "unknown", since=ALWAYS)
             )
-        if ctx.is_target(node) and ctx.previous_boot_id:
+        if previous_boot_id:
             boot_id = m.boot_id or _kube_boot_id(sources, node.hostname)
-            changed = bool(boot_id) and boot_id != ctx.previous_boot_id
+            changed = bool(boot_id) and boot_id != previous_boot_id
             if changed:
                 seen = "new boot id"
             elif boot_id:

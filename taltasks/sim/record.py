@@ -44,6 +44,14 @@ class Recorder:
         self._cond = threading.Condition(self._lock)
         self._file = open(path, "a", buffering=1, encoding="utf-8") if path else None  # noqa: SIM115
 
+    @classmethod
+    def from_entries(cls, entries: Iterable[Entry]) -> Recorder:
+        """A recorder holding entries read back from a file (:func:`read_file`), so the
+        verdicts of :mod:`taltasks.sim.verdict` read another process's record."""
+        recorder = cls()
+        recorder._entries = list(entries)
+        return recorder
+
     def record(self, kind: str, **data: Any) -> Entry:
         with self._cond:
             entry = Entry(len(self._entries), time.time(), kind, data)

@@ -13,9 +13,9 @@ this module decides whether each batch may really go down together and carries i
 * :func:`run_batch` — one batch, with the same steps and the same per-node code as a single
   node, in this order: pre gates once (cluster-wide) → the per-batch proofs → post-gate
   baseline → every node's boot id → every node cordoned (so nothing evicted lands on another
-  node of the batch) → CNPG primaries off the batch → the nodes drained in parallel → the
-  nodes upgraded in parallel, each followed to its new boot → back gates per node → every
-  node uncordoned → post gates once, their window counted from the uncordon. Each node is
+  node of the batch) → CNPG primaries off the batch → every node, in parallel, drained and
+  then upgraded and followed to its new boot → back gates for the whole batch → every node
+  uncordoned → post gates once, their window counted from the uncordon. Each node is
   journaled as in a rolling run; a failure stops the run at the batch with the node and
   step that failed, after every node already rebooting has come back or timed out.
 """
@@ -134,39 +134,57 @@ def run_batch(run: Any, steps: Sequence[PlanStep], *, done: int, total: int) -> 
                 desired=s.desired,
             )
         baseline = engine.baseline(policy.post, pre)
-        boot_ids = {s.hostname: run.talos.client.boot_id(run.cluster.node(s.hostname).ip) for s in steps}
+        boot_ids: dict[str, str] = {}
+
+        def read_boot_id(host: str) -> None:
+            boot_ids[host] = run.talos.client.boot_id(run.cluster.node(host).ip)
+
+        _parallel(hosts, read_boot_id)
         current = "cordon"
-        cordons = {}
-        for host in hosts:
-            failing = host
-            cordons[host] = run._push(mt.CORDON, host, {"node": host}, node=host)
-            with run._step(host, current, f"cordoning {host}"):
+        # every cordon journaled first (write-ahead), then applied together
+        cordons = {host: run._push(mt.CORDON, host, {"node": host}, node=host) for host in hosts}
+
+        def cordon_one(host: str) -> None:
+            with run._step(host, "cordon", f"cordoning {host}"):
                 cordon(run.kube, host, emitter=run.emitter)
+
+        failing = _parallel(hosts, cordon_one)
         current, failing = "switchover", hosts[0]
         run._primaries_off(hosts)
-        if policy.drain.enabled:
-            current = "drain"
-            failing = _parallel(hosts, run._drain)
-        current = "upgrade"
         by_host = {s.hostname: s for s in steps}
-        failing = _parallel(hosts, lambda h: run._upgrade(by_host[h], run.cluster.node(h), boot_ids[h]))
+        phase: dict[str, str] = dict.fromkeys(hosts, "drain")
+
+        def drain_then_upgrade(host: str) -> None:
+            # every node of the batch is cordoned and its primaries are gone: a node may go
+            # down as soon as its own drain is done, without waiting for the others'
+            if policy.drain.enabled:
+                run._drain(host)
+            phase[host] = "upgrade"
+            run._upgrade(by_host[host], run.cluster.node(host), boot_ids[host])
+
+        current = "drain" if policy.drain.enabled else "upgrade"
+        try:
+            failing = _parallel(hosts, drain_then_upgrade)
+        except TaltasksError as exc:
+            current = phase.get(getattr(exc, "batch_node", ""), current)
+            raise
+        current = "upgrade"
         current = "back"
-        for s in steps:
-            failing = s.hostname
-            back = GateContext(
-                nodes,
-                run.cluster.node(s.hostname),
-                stage="reboot",
-                expected_version=s.desired,
-                previous_boot_id=boot_ids[s.hostname],
-            )
-            with run._step(s.hostname, current, f"waiting for {s.hostname} to be back on {s.desired}"):
-                engine.wait(policy.reboot_gates(), back)
+        back = GateContext(
+            nodes,
+            stage="reboot",
+            batch=tuple(run.cluster.node(h) for h in hosts),
+            expected={s.hostname: (s.desired, boot_ids[s.hostname]) for s in steps},
+        )
+        with run._step(None, current, f"waiting for {label} to be back on {steps[0].desired}", nodes=hosts):
+            engine.wait(policy.reboot_gates(), back)
         current = "uncordon"
-        for host in hosts:
-            failing = host
-            with run._step(host, current, f"uncordoning {host}"):
+
+        def uncordon_one(host: str) -> None:
+            with run._step(host, "uncordon", f"uncordoning {host}"):
                 run.cleanup.undo(cordons[host])
+
+        failing = _parallel(hosts, uncordon_one)
         uncordoned_at = time.time()
         current, failing = "post-gates", hosts[0]
         post = GateContext(nodes, stage="post", not_before=uncordoned_at, baseline=baseline)

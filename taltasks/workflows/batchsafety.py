@@ -386,26 +386,37 @@ def _movable(pod: Mapping[str, Any]) -> bool:
 
 
 def read_facts(kube: KubeClient) -> ClusterFacts:
-    """Everything the proofs need, in a handful of list calls."""
-    from taltasks.kube.ceph import GROUP, PLURAL, VERSION, read_ceph_pools
+    """Everything the proofs need: a handful of list calls, made at the same time (they
+    run before every batch)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    clusters = tuple(kube.list_custom(GROUP, VERSION, PLURAL, what="list CephClusters") or [])
-    pools = tuple(read_ceph_pools(kube)) if clusters else ()
-    pdbs = kube.call("list PodDisruptionBudgets", kube.policy.list_pod_disruption_budget_for_all_namespaces)
-    pods = kube.call("list pods", kube.core.list_pod_for_all_namespaces)
-    items = tuple(pods.get("items") or [])
+    from taltasks.kube import ceph, cnpg
+
+    calls = {
+        "clusters": lambda: (
+            kube.list_custom(ceph.GROUP, ceph.VERSION, ceph.PLURAL, what="list CephClusters") or []
+        ),
+        "pools": lambda: ceph.read_ceph_pools(kube),
+        "cnpg": lambda: (
+            kube.list_custom(cnpg.GROUP, cnpg.VERSION, cnpg.PLURAL, what="list CNPG clusters") or []
+        ),
+        "pdbs": lambda: (
+            kube.call(
+                "list PodDisruptionBudgets", kube.policy.list_pod_disruption_budget_for_all_namespaces
+            ).get("items")
+            or []
+        ),
+        "pods": lambda: kube.call("list pods", kube.core.list_pod_for_all_namespaces).get("items") or [],
+    }
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="facts") as pool:
+        futures = {name: pool.submit(fn) for name, fn in calls.items()}
+        got = {name: f.result() for name, f in futures.items()}
+    clusters, pods = tuple(got["clusters"]), tuple(got["pods"])
     return ClusterFacts(
         ceph_clusters=clusters,
-        pools=pools,
-        cnpg=tuple(_cnpg_with(kube, items)),
-        pdbs=tuple(pdbs.get("items") or []),
-        pods=items,
+        pools=tuple(got["pools"]) if clusters else (),
+        cnpg=tuple(cnpg.parse_cnpg_cluster(o, pods) for o in got["cnpg"]),
+        pdbs=tuple(got["pdbs"]),
+        pods=pods,
         ceph_namespaces=frozenset((c.get("metadata") or {}).get("namespace", "") for c in clusters),
     )
-
-
-def _cnpg_with(kube: KubeClient, pods: Sequence[dict[str, Any]]) -> list[CnpgClusterStatus]:
-    from taltasks.kube.cnpg import GROUP, PLURAL, VERSION, parse_cnpg_cluster
-
-    items = kube.list_custom(GROUP, VERSION, PLURAL, what="list CNPG clusters") or []
-    return [parse_cnpg_cluster(o, pods) for o in items]

@@ -123,7 +123,7 @@ def plan_tuppr(kube: KubeClient) -> dict[str, Any]:
         items = kube.list_custom(TUPPR_GROUP, TUPPR_VERSION, plural, what=f"list tuppr {kind}s") or []
         for obj in items:
             m = obj.get("metadata") or {}
-            if (m.get("annotations") or {}).get(TUPPR_SUSPEND) == "true":
+            if TUPPR_SUSPEND in (m.get("annotations") or {}):  # tuppr: any value suspends
                 continue
             objects.append({"kind": kind, "name": m.get("name", "")})
     return {"objects": objects}
