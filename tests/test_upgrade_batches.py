@@ -7,36 +7,18 @@ from __future__ import annotations
 import pytest
 
 from taltasks.errors import OperationFailed
-from taltasks.events import Collector, Emitter
-from taltasks.model import load_cluster
-from taltasks.model.policy import load_policy
 from taltasks.sim.verdict import fewest_ready_instances, lowest_pool_replicas, safety
 from taltasks.workflows.journal import journal_path, read_journal
-from taltasks.workflows.upgrade import OPERATION, UpgradeOptions, run_upgrade
-from upgrade_support import NEW, OLD, zone_of, zoned_cluster
+from taltasks.workflows.upgrade import OPERATION
+from upgrade_support import NEW, OLD, upgrade, zone_of, zoned_cluster
 
 WORKERS = 6
 NAMES = tuple(f"worker-{i}" for i in range(1, WORKERS + 1))
 ZONES = {f"worker-{i}": zone_of(i) for i in range(1, WORKERS + 1)}
 
 
-def upgrade_workers(d, **policy_changes):
-    events = Collector()
-    talos, kube = d.connect()
-    try:
-        result = run_upgrade(
-            d.repo,
-            load_cluster(d.repo),
-            load_policy(d.repo),
-            talos,
-            kube,
-            UpgradeOptions(only=NAMES, poll_interval=0.1, resync_interval=0.5),
-            emitter=Emitter(events),
-        )
-    finally:
-        talos.close()
-        kube.close()
-    return result, events
+def upgrade_workers(d):
+    return upgrade(d, only=NAMES)
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ import sys
 import pytest
 
 from taltasks.errors import OperationFailed
-from taltasks.events import Collector, Emitter
 from taltasks.gates.engine import GateFailed
 from taltasks.model import load_cluster
 from taltasks.model.policy import load_policy
 from taltasks.workflows.journal import journal_path, read_journal
-from taltasks.workflows.upgrade import OPERATION, UpgradeOptions, UpgradeStopped, run_upgrade
+from taltasks.workflows.upgrade import OPERATION, UpgradeOptions, UpgradeStopped
 from testpaths import REPO_ROOT
 from upgrade_support import (
     NEW,
@@ -31,31 +30,11 @@ from upgrade_support import (
     most_not_ready,
     node_starts,
     our_writes,
+    upgrade,
 )
 
 HEALTHY = "Cluster in healthy state"
 FLUX_SUSPENDED_BY_US = {"cluster-apps", "cilium", "rook-ceph-cluster"}
-
-
-def upgrade(d, *sinks, **options):
-    """run_upgrade as the task calls it; returns (result, events). ``sinks`` see every
-    event as it happens (to change the world at an exact point of the run)."""
-    events = Collector()
-    talos, kube = d.connect()
-    try:
-        result = run_upgrade(
-            d.repo,
-            load_cluster(d.repo),
-            load_policy(d.repo),
-            talos,
-            kube,
-            UpgradeOptions(poll_interval=0.1, resync_interval=0.5, **options),
-            emitter=Emitter(events, *sinks),
-        )
-    finally:
-        talos.close()
-        kube.close()
-    return result, events
 
 
 def plan_order(d) -> list[str]:

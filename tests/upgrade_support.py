@@ -163,6 +163,33 @@ def _flow(mapping: dict[str, Any]) -> str:
     return json.dumps(mapping)
 
 
+def upgrade(d: DemoCluster, *sinks: Any, **options: Any):
+    """run_upgrade as the task calls it, with short engine timings; returns (result,
+    events). ``sinks`` see every event as it happens (to change the world at an exact point
+    of the run)."""
+    from taltasks.events import Collector, Emitter
+    from taltasks.model import load_cluster
+    from taltasks.model.policy import load_policy
+    from taltasks.workflows.upgrade import UpgradeOptions, run_upgrade
+
+    events = Collector()
+    talos, kube = d.connect()
+    try:
+        result = run_upgrade(
+            d.repo,
+            load_cluster(d.repo),
+            load_policy(d.repo),
+            talos,
+            kube,
+            UpgradeOptions(poll_interval=0.1, resync_interval=0.5, **options),
+            emitter=Emitter(events, *sinks),
+        )
+    finally:
+        talos.close()
+        kube.close()
+    return result, events
+
+
 # ---- reading the simulator's record -------------------------------------------------------------
 
 
