@@ -12,9 +12,10 @@ from importlib import resources
 import pytest
 
 from configure_support import run_invoke
+from taltasks.errors import InputError
 from taltasks.handoff import tuppr as tp
 from taltasks.model.policy import MaintenanceWindow, default_policy, load_policy
-from upgrade_support import NEW, OLD, demo_cluster, write_policy
+from upgrade_support import NEW, OLD, demo_cluster, write_policy, zone_of, zoned_cluster
 
 SCHEMATIC = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 
@@ -221,3 +222,78 @@ def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
 
 def old_gone(d) -> bool:
     return OLD not in d.versions().values()
+
+
+def test_write_puts_the_resources_into_the_flux_tree_and_keeps_it_tidy(tmp_path):
+    from taltasks.workflows.handoff import HEADER, Handoff, write_handoff
+    from taltasks.workflows.plan import UpgradePlan
+
+    zone_a = full_talos_upgrade()
+    handoff = Handoff(UpgradePlan(()), (zone_a, tp.kubernetes_upgrade("v1.35.0")))
+    target = "kubernetes/apps/system-upgrade/tuppr/upgrades"
+    written = write_handoff(tmp_path, handoff, target)
+    folder = tmp_path / target
+    assert sorted(p.name for p in written) == [
+        "kubernetesupgrade-kubernetes.yaml",
+        "kustomization.yaml",
+        "talosupgrade-talos-workers-zone-a.yaml",
+    ]
+    import yaml
+
+    assert yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"] == [
+        "kubernetesupgrade-kubernetes.yaml",
+        "talosupgrade-talos-workers-zone-a.yaml",
+    ]
+    assert yaml.safe_load((folder / "talosupgrade-talos-workers-zone-a.yaml").read_text()) == zone_a
+    assert write_handoff(tmp_path, handoff, target) == []  # nothing changed, nothing written
+    (folder / "mine.yaml").write_text("# a file of the user's\n")
+    smaller = Handoff(UpgradePlan(()), (tp.kubernetes_upgrade("v1.35.0"),))
+    write_handoff(tmp_path, smaller, target)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "kubernetesupgrade-kubernetes.yaml",
+        "kustomization.yaml",
+        "mine.yaml",
+    ]
+    assert (folder / "kustomization.yaml").read_text().startswith(HEADER)
+    with pytest.raises(InputError):
+        write_handoff(tmp_path, smaller, "../outside")
+
+
+@pytest.mark.slow
+def test_handoff_of_zone_batches_gives_tuppr_one_plan_per_zone_with_the_batch_size(tmp_path, loopback_subnet):
+    from taltasks.sim.verdict import lowest_pool_replicas, safety
+
+    d = zoned_cluster(
+        tmp_path, loopback_subnet, 6, scenario_extra=TUPPR_SCENARIO.replace("worker-2", "worker-5")
+    )
+    try:
+        result = run_invoke("talos.handoff", *d.args(), cwd=d.repo)
+        assert result.returncode == 0, result.stderr
+        store = d.world.kube.store
+        plans = {
+            p["metadata"]["name"]: p["spec"] for p in store.list("talosupgrades.tuppr.home-operations.com")
+        }
+        assert {n: s["parallelism"] for n, s in plans.items()} == {
+            "talos-control-planes": 1,
+            "talos-workers-zone-a": 2,
+            "talos-workers-zone-b": 2,
+            "talos-workers-zone-c": 2,
+        }
+        assert plans["talos-workers-zone-b"]["nodeSelector"]["matchLabels"] == {
+            "topology.kubernetes.io/zone": "zone-b"
+        }
+        handed = d.recorder.entries()[-1].seq
+        d.world.kube.wait_for(plans_done, 120, "every TalosUpgrade Completed")
+        assert set(d.versions().values()) == {NEW}
+        zones = {f"worker-{i}": zone_of(i) for i in range(1, 7)}
+        verdict = safety(d.recorder, handed, domain_of=zones)
+        assert verdict.safe, verdict
+        assert verdict.most_domains_down == 1 and verdict.most_not_ready == 2
+        assert sorted(sorted(w) for w in verdict.waves if len(w) == 2) == [
+            ["worker-1", "worker-4"],
+            ["worker-2", "worker-5"],
+            ["worker-3", "worker-6"],
+        ]
+        assert all(up >= min_size for up, min_size in lowest_pool_replicas(d.recorder, handed).values())
+    finally:
+        d.stop()

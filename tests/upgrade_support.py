@@ -289,13 +289,16 @@ def zoned_cluster(
     *,
     pool_domain: str = "zone",
     zonal_db: bool = False,
+    scenario_extra: str = "",
     **policy: str,
 ) -> DemoCluster:
-    """A started zoned cluster (:func:`zoned_repo`, :func:`zoned_scenario`) with talenv
-    bumped and a fast policy that batches by zone."""
+    """A started zoned cluster (:func:`zoned_repo`, :func:`zoned_scenario` plus
+    ``scenario_extra``) with talenv bumped and a fast policy that batches by zone."""
     repo = zoned_repo(tmp_path / "repo", subnet, workers)
     scenario_file = tmp_path / "scenario.yaml"
-    scenario_file.write_text(zoned_scenario(workers, pool_domain=pool_domain, zonal_db=zonal_db))
+    scenario_file.write_text(
+        zoned_scenario(workers, pool_domain=pool_domain, zonal_db=zonal_db) + scenario_extra
+    )
     scenario = sc.load(scenario_file)
     scenario.timings.update(FAST)
     world = SimWorld.from_repo(repo, scenario, directory=tmp_path / "sim").start()
