@@ -16,7 +16,7 @@ CNPG switchovers, drains, gates, cleanup — and reports:
   target ≤ 500 ms.
 
 Failure-domain batches (``--batched``, also part of a full run): 3 control planes and 30
-workers in three zones (10 each; ``--quick``: 3 each), one OSD per worker, Ceph pools
+workers in three zones (10 each; ``--quick``: 2 each), one OSD per worker, Ceph pools
 replicated across zones, CNPG clusters with an instance in every zone. Only the workers are
 upgraded, with ``batching: {by: failure-domain}``:
 
@@ -178,7 +178,7 @@ def batched(quick: bool = False) -> dict[str, float]:
     """The 3-zone case, batched and (host pools) refused; print its table, return figures."""
     from taltasks.sim.verdict import fewest_ready_instances, lowest_pool_replicas, safety
 
-    workers = 9 if quick else 30
+    workers = 6 if quick else 30
     reboot, window = (1.5, 3.0) if quick else (3.0, 5.0)
     with tempfile.TemporaryDirectory(prefix="bench-batches-") as tmp:
         repo, sim = _zoned(Path(tmp) / "zone", workers, reboot, window, "zone")
@@ -196,7 +196,7 @@ def batched(quick: bool = False) -> dict[str, float]:
     margin = min(up / min_size for up, min_size in pools.values())
     db_min = min(fewest_ready_instances(record, start).values())
     with tempfile.TemporaryDirectory(prefix="bench-batches-host-") as tmp:
-        host_workers = 6 if quick else workers
+        host_workers = 3 if quick else workers
         repo, sim = _zoned(Path(tmp) / "host", host_workers, 0.5, 1.0, "host")
         try:
             host_total, host_events, host_record, host_names = _run_workers(repo, sim, host_workers)

@@ -161,6 +161,11 @@ def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
     from taltasks.sim.verdict import safety
 
     d = tuppr_cluster
+    preview = run_invoke("talos.handoff", "--dry-run", *d.args(), cwd=d.repo)
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.count("kind: TalosUpgrade") == 4 and "kind: KubernetesUpgrade" in preview.stdout
+    assert "(dry run)" in preview.stderr and "nothing was changed" in preview.stderr
+    assert d.world.kube.store.list("talosupgrades.tuppr.home-operations.com") == []
     mark = len(d.recorder.entries())
     result = run_invoke("talos.handoff", "--engine", "tuppr", *d.args(), cwd=d.repo)
     assert result.returncode == 0, result.stderr
