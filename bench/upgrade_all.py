@@ -196,7 +196,7 @@ def batched(quick: bool = False) -> dict[str, float]:
     margin = min(up / min_size for up, min_size in pools.values())
     db_min = min(fewest_ready_instances(record, start).values())
     with tempfile.TemporaryDirectory(prefix="bench-batches-host-") as tmp:
-        host_workers = 3 if quick else workers
+        host_workers = 6 if quick else workers  # two per zone: the least that forms a batch
         repo, sim = _zoned(Path(tmp) / "host", host_workers, 0.5, 1.0, "host")
         try:
             host_total, host_events, host_record, host_names = _run_workers(repo, sim, host_workers)
