@@ -79,9 +79,8 @@ def tuppr(make_world):
     world = make_world(WORLD)
     world.install_tuppr_crds()
     machines = Machines(world)
-    controller = TupprController(
-        world.reactor, TupprConfig(reconcile_seconds=0.02, job_timeout_seconds=10), machines
-    )
+    config = TupprConfig(controller_node="worker-3", reconcile_seconds=0.02, job_timeout_seconds=10)
+    controller = TupprController(world.reactor, config, machines)
     world.tuppr = controller
     controller.start()
     world.machines = machines
@@ -140,7 +139,7 @@ def test_one_plan_at_a_time_and_never_a_job_on_its_own_node(tuppr):
     jobs = tuppr.recorder.entries("tuppr.job")
     assert len(jobs) == 6 and all(j["pod_node"] and j["pod_node"] != j["node"] for j in jobs)
     done = status(tuppr, "workers")
-    assert done["completedNodes"] == ["worker-1", "worker-2", "worker-3"]
+    assert done["completedNodes"] == ["worker-3", "worker-1", "worker-2"]
     assert done["message"] == "Successfully upgraded 3 nodes" and done["completedAt"]
     ready = {c["type"]: c["status"] for c in done["conditions"]}
     assert ready == {"Progressing": "False", "Ready": "True"}
@@ -165,14 +164,14 @@ def test_parallelism_takes_a_batch_and_checks_health_before_it(tuppr):
     )
     tuppr.wait_for(lambda s: phase_is(tuppr, "workers", "Completed"), 30, "plan done")
     jobs = tuppr.recorder.entries("tuppr.job")
-    assert [j["node"] for j in jobs] == ["worker-1", "worker-2", "worker-3"]
-    # worker-1 and worker-2 together, their Jobs started before either finished
+    assert [j["node"] for j in jobs] == ["worker-3", "worker-1", "worker-2"]  # the controller's node first
+    # worker-3 (the controller's node) and worker-1 together, their Jobs started before either finished
     first_done = tuppr.recorder.entries("tuppr.job_done")[0]
     assert jobs[1].seq < first_done.seq < jobs[2].seq
     batches = [e["nodes"] for e in tuppr.recorder.entries("tuppr.health") if e["passed"]]
-    assert batches[:2] == [["worker-1", "worker-2"], ["worker-3"]]
+    assert batches[:2] == [["worker-3", "worker-1"], ["worker-2"]]
     assert any(
-        e["nodes"] == ["worker-1", "worker-2"]
+        e["nodes"] == ["worker-3", "worker-1"]
         for e in tuppr.recorder.entries("tuppr.phase", phase="Upgrading")
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from configure_support import run_invoke
 from taltasks.errors import OperationFailed
 from taltasks.sim.verdict import fewest_ready_instances, lowest_pool_replicas, safety
 from taltasks.workflows.journal import journal_path, read_journal
@@ -33,6 +34,12 @@ def zoned(tmp_path, loopback_subnet, request):
 @pytest.mark.parametrize("zoned", ["zone"], indirect=True)
 def test_zone_batches_go_one_zone_at_a_time_and_keep_storage_and_databases_available(zoned):
     d = zoned
+    planned = run_invoke("talos.plan", *d.args(), cwd=d.repo)  # the batches as talos.plan shows them
+    assert planned.returncode == 0, planned.stderr
+    header, *rows = planned.stdout.splitlines()
+    assert "BATCH" in header.split()
+    batch = {line.split()[1]: line.split()[header.split().index("BATCH")] for line in rows if line.strip()}
+    assert batch["worker-1"] == batch["worker-4"] != batch["worker-2"] == batch["worker-5"]
     mark = len(d.recorder.entries())
     result, events = upgrade_workers(d)
     assert sorted(result.upgraded) == sorted(NAMES)
