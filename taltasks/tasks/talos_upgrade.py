@@ -15,6 +15,14 @@ from taltasks.tasks._kube import talos_client
 
 COLLECTION = "talos"
 PLAN_COLUMNS = ["order", "node", "role", "running", "desired", "installer", "action", "reason"]
+
+
+def plan_columns(rows: list) -> list[str]:
+    """The plan table's columns; ``batch`` too when any row belongs to a failure domain."""
+    columns = list(PLAN_COLUMNS)
+    if any(r.get("domain") for r in rows):
+        columns.insert(columns.index("action"), "batch")
+    return columns
 PATH_COLUMNS = ["step", "version", "contract", "kubernetes", "reason"]
 COMMON_HELP = {
     "root": "the checkout holding talos/ (default: found from the current directory)",
@@ -62,7 +70,8 @@ def _plan_printer(stream: Any):
 
     def sink(event: Any) -> None:
         if event.kind == "plan":
-            print_rows(event.data.get("steps") or [], PLAN_COLUMNS, stream=stream)
+            steps = event.data.get("steps") or []
+            print_rows(steps, plan_columns(steps), stream=stream)
 
     return sink
 
@@ -85,7 +94,7 @@ def _upgrade(root, only, dry_run, force, allow_downgrade, talosconfig, kubeconfi
     with reporter, talos_client(path, talosconfig) as talos, _kube(path, kubeconfig) as kube:
         result = run_upgrade(path, cluster, policy, talos, kube, options, emitter=emitter)
     if dry_run and not json:
-        print_rows(result.plan.rows(), PLAN_COLUMNS)
+        print_rows(result.plan.rows(), plan_columns(result.plan.rows()))
         print(f"(dry run) {result.plan.summary()}; nothing was changed", file=sys.stderr)
 
 
@@ -218,7 +227,8 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
     finally:
         if kube is not None:
             kube.close()
-    rows, columns = result.rows(), list(PLAN_COLUMNS)
+    rows = result.rows()
+    columns = plan_columns(rows)
     if progress:
         labels = {n.hostname: {**n.labels} for n in cluster.nodes}
         for row in rows:
@@ -226,8 +236,6 @@ def plan(c, root=None, talosconfig=None, kubeconfig=None, json=False, allow_down
             seen = {"node-role.kubernetes.io/control-plane": ""} if node.control_plane else {}
             row["in_cluster"] = node_progress(progress, row["node"], {**labels[row["node"]], **seen})
         columns.append("in_cluster")
-    if result.batching.enabled:
-        columns.insert(columns.index("action"), "batch")
     print_rows(rows, columns, as_json=json)  # JSON rows carry each node's path
     if not json:
         for nodes, running, hops in result.paths():
