@@ -12,10 +12,11 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 from taltasks.errors import InputError, TaltasksError
 
@@ -25,8 +26,81 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _ShownAsInt(type):
+    """invoke's ``--help`` names a value only for options whose kind *equals* ``str`` or
+    ``int`` (a dict lookup); the checking kinds below compare equal to ``int`` so an option
+    still reads ``--workers=INT``. invoke's own tests of a kind are by identity (``is bool``,
+    ``is list``), which this does not touch."""
+
+    def __eq__(cls, other: object) -> bool:
+        return other is int or type.__eq__(cls, other)
+
+    def __hash__(cls) -> int:
+        return hash(int)
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole-number option, checked while the command line is parsed: a value that is
+    not a number, or outside ``minimum``..``maximum``, stops the command with a message
+    naming the option (invoke's own ``int`` kind would end in a traceback)."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def describe(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"a whole number from {self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"a whole number ≥ {self.minimum}"
+        if self.maximum is not None:
+            return f"a whole number ≤ {self.maximum}"
+        return "a whole number"
+
+    def kind(self, flag: str) -> type:
+        spec = self
+
+        def new(cls: type, value: Any = 0) -> int:
+            from invoke import ParseError
+
+            try:
+                number = int(str(value).strip(), 10) if not isinstance(value, int) else value
+            except ValueError:
+                raise ParseError(f"{flag} {value!r}: expected {spec.describe()}") from None
+            if (spec.minimum is not None and number < spec.minimum) or (
+                spec.maximum is not None and number > spec.maximum
+            ):
+                raise ParseError(f"{flag} {number}: expected {spec.describe()}")
+            return int(number)
+
+        return _ShownAsInt("WholeNumber", (), {"__new__": new, "__doc__": spec.describe()})
+
+
+TIMEOUT = Whole(minimum=1)  # seconds a wait may take: 0 would give up before starting
+
+
+class TypedTask(Task):
+    """An invoke task whose number options are checked as they are parsed: those declared
+    in ``numbers`` (``{"workers": Whole(minimum=0)}``, also when their default is None) and
+    every option whose default is an int (any whole number)."""
+
+    def __init__(self, *args: Any, numbers: dict[str, Whole] | None = None, **kwargs: Any) -> None:
+        self.numbers = dict(numbers or {})
+        super().__init__(*args, **kwargs)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        spec = self.numbers.get(name)
+        if spec is None and opts.get("kind") is int:
+            spec = Whole()
+        if spec is not None:
+            opts["kind"] = spec.kind("--" + name.replace("_", "-"))
+        return opts
+
+
 def command(*args: Any, **kwargs: Any) -> Callable[[F], Any]:
-    """``@command(help={...})`` — an invoke task whose expected errors exit cleanly."""
+    """``@command(help={...}, numbers={...})`` — an invoke task whose expected errors exit
+    cleanly and whose number options are checked (:class:`TypedTask`)."""
 
     def decorate(func: F) -> Any:
         @functools.wraps(func)
@@ -38,7 +112,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], Any]:
             except KeyboardInterrupt:
                 raise Exit("interrupted", code=130) from None
 
-        return task(*args, **kwargs)(wrapper)
+        return task(*args, klass=TypedTask, **kwargs)(wrapper)
 
     return decorate
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command, repo_root, reporting
+from taltasks.tasks._cli import TIMEOUT, command, repo_root, reporting
 
 COLLECTION = ""
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     help={
         "root": "the checkout (default: found from the current directory)",
         "talosconfig": "talosconfig (default: talos/clusterconfig/talosconfig written by configure)",
@@ -17,7 +18,7 @@ COLLECTION = ""
         "until": "stop after this stage: configs, etcd, kubeconfig, api, cni, secrets, flux",
         "timeout": "seconds each waiting step may take",
         "json": "report progress as JSON lines",
-    }
+    },
 )
 def bootstrap(
     c,

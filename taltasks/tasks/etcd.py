@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command, reporting
+from taltasks.tasks._cli import TIMEOUT, command, reporting
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, error_row, fail_if_errors
 
 COLLECTION = "etcd"
@@ -105,6 +105,7 @@ def _control_planes(tc) -> list[str]:
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     help={
         **TALOS_HELP,
         "path": "file to write the snapshot to",

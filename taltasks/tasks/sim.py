@@ -10,12 +10,18 @@ import time
 from pathlib import Path
 
 from taltasks.errors import InputError, OperationFailed
-from taltasks.tasks._cli import command
+from taltasks.sim.addresses import MAX_CONTROL_PLANES, MAX_WORKERS
+from taltasks.tasks._cli import TIMEOUT, Whole, command
 
 COLLECTION = "sim"
 
 
 @command(
+    numbers={
+        "control_planes": Whole(1, MAX_CONTROL_PLANES),
+        "workers": Whole(0, MAX_WORKERS),
+        "timeout": TIMEOUT,
+    },
     help={
         "dir": "directory for the simulator's files (talosconfig, kubeconfig, record, log)",
         "control_planes": "number of control-plane nodes (default 3)",
@@ -27,7 +33,7 @@ COLLECTION = "sim"
         "maintenance": "boot the nodes unconfigured, as a fresh cluster waiting for bootstrap",
         "repo": "simulate the cluster this checkout's talos/ folder describes (its nodes, addresses, CAs and configs)",
         "timeout": "seconds to wait for the simulator to be up",
-    }
+    },
 )
 def up(
     c,
@@ -116,7 +122,10 @@ def status(c, dir, json=False):
     _print_status(Path(dir).resolve(), as_json=json)
 
 
-@command(help={"dir": "the directory given to sim.up", "timeout": "seconds to wait for it to exit"})
+@command(
+    numbers={"timeout": TIMEOUT},
+    help={"dir": "the directory given to sim.up", "timeout": "seconds to wait for it to exit"},
+)
 def down(c, dir, timeout=30):
     """Stop a simulator started with sim.up."""
     from taltasks.errors import ConnectionFailed

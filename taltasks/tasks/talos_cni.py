@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command
+from taltasks.tasks._cli import TIMEOUT, command
 from taltasks.tasks._kube import KUBE_HELP
 from taltasks.tasks._talos import TALOS_HELP
 
@@ -10,6 +10,7 @@ COLLECTION = "talos"
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     name="install-cni",
     help={
         "release": "the HelmRelease to install (default: cilium)",

@@ -8,12 +8,13 @@ from pathlib import Path
 from invoke import Context
 
 from taltasks.errors import InputError
-from taltasks.tasks._cli import command, split_list
+from taltasks.tasks._cli import Whole, command, split_list
 
 COLLECTION = "talos"
 
 
 @command(
+    numbers={"local_api_server_port": Whole(1, 65535)},
     name="gen-config",
     auto_shortflags=False,
     iterable=[

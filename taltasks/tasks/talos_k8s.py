@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command
+from taltasks.tasks._cli import TIMEOUT, command
 from taltasks.tasks._kube import KUBE_HELP
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP
 
@@ -10,6 +10,7 @@ COLLECTION = "talos"
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     name="upgrade-k8s",
     help={
         "to": "Kubernetes version to upgrade to (default: kubernetesVersion in talos/talenv.yaml)",

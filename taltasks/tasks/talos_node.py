@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command, reporting
+from taltasks.tasks._cli import TIMEOUT, Whole, command, reporting
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client
 
 COLLECTION = "talos"
@@ -11,6 +11,7 @@ JSON_HELP = {"json": "report progress as JSON lines"}
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     name="reboot-node",
     help={**NODE_HELP, **JSON_HELP, "timeout": "seconds to wait for the node to be back"},
     iterable=ITERABLE,
@@ -107,6 +108,7 @@ def kubeconfig(
 
 
 @command(
+    numbers={"tail": Whole(minimum=-1)},
     help={
         **NODE_HELP,
         "service": "service id (kubelet, etcd, apid, …) or container id with --kubernetes",
@@ -160,6 +162,7 @@ def dmesg(c, node, follow=False, tail=False, talosconfig=None, context=None, end
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     name="replace-node",
     help={
         "node": "the node to replace (hostname from talconfig.yaml)",

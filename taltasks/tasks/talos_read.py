@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taltasks.tasks._cli import command
+from taltasks.tasks._cli import Whole, command
 from taltasks.tasks._talos import ITERABLE, TALOS_HELP, client, error_row, fail_if_errors, ordered
 
 COLLECTION = "talos"
@@ -63,6 +63,7 @@ def services(c, talosconfig=None, context=None, endpoints=None, nodes=None, json
 
 
 @command(
+    numbers={"wait": Whole(minimum=0)},
     help={
         **TALOS_HELP,
         "control_planes": "control-plane node IPs (default: discovered from cluster members)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from taltasks.tasks._cli import command, repo_root, split_list
+from taltasks.tasks._cli import TIMEOUT, command, repo_root, split_list
 from taltasks.tasks._kube import talos_client
 
 COLLECTION = "talos"
@@ -274,6 +274,7 @@ def _plan_fleet(fleet_file: str, json: bool, allow_downgrade: bool) -> None:
 
 
 @command(
+    numbers={"timeout": TIMEOUT},
     name="apply-node",
     help={
         "root": COMMON_HELP["root"],
