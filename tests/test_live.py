@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import select
 import subprocess
 import sys
 import textwrap
 import time
 
+import pytest
+
 from taltasks.events import Emitter, Event
 from taltasks.ui.live import LiveModel, LiveReporter, render
 from taltasks.ui.reporters import JsonReporter, PlainReporter, make_reporter
+from testpaths import REPO_ROOT
 
 PLAN = [
     {
@@ -114,8 +118,62 @@ def test_model_folds_events_into_node_and_gate_rows():
             data={"step": "drain"},
         )
     )
-    assert model.gates[("cp1", "post", "ceph")].state == "passed" and cp1.state == "done" and cp1.step == ""
+    assert model.gates[("cp1", "post", "ceph")].state == "passed" and cp1.state == "done"
+    assert (cp1.step, cp1.step_done) == ("cp1 at v1.12.2", True)  # shown finished, not "draining"
     assert model.nodes["w2"].state == "failed" and line is not None and "PDB app-db-primary" in line
+
+
+def test_a_new_phase_starts_from_clean_rows_keyed_by_hostname():
+    """The Kubernetes upgrade after a bootstrap: no bootstrap step lingers, the cluster-wide
+    snapshot step makes no row, the snapshot's source named by address lands on its
+    hostname's row, and steps that finished show finished."""
+    model = LiveModel()
+    model.apply(Event("info", "== bootstrap", data={"phase": "bootstrap"}))
+    model.apply(Event("step.started", "applying its config in maintenance mode", node="w1"))
+    assert model.nodes["w1"].state == "running"
+    model.apply(Event("info", "== Kubernetes", data={"phase": "upgrade-k8s"}))
+    assert model.nodes == {} and model.phase == "upgrade-k8s"
+    steps = [
+        {"step": "pre-pull", "node": "cp1", "ip": "127.0.0.11", "from": "", "to": "v1.35.0", "action": "run"},
+        {"step": "snapshot", "node": "", "ip": "", "action": "run"},
+        {"step": "kubelet", "node": "cp1", "ip": "127.0.0.11", "from": "v1.34.3", "to": "v1.35.0"},
+        {"step": "kubelet", "node": "w1", "ip": "127.0.0.21", "from": "v1.34.3", "to": "v1.35.0"},
+    ]
+    model.apply(Event("plan", "Kubernetes v1.34.3 → v1.35.0", data={"steps": steps}))
+    assert list(model.nodes) == ["cp1", "w1"]  # one row per node, none for the snapshot
+    assert [(r.state, r.running, r.desired) for r in model.nodes.values()] == [
+        ("pending", "v1.34.3", "v1.35.0")
+    ] * 2
+    model.apply(Event("step.started", "etcd snapshot", data={"step": "snapshot"}))  # no node
+    model.apply(Event("step.started", "etcd snapshot from 127.0.0.11", node="127.0.0.11"))
+    assert "127.0.0.11" not in model.nodes and model.nodes["cp1"].step == "etcd snapshot from 127.0.0.11"
+    model.apply(Event("step.done", "etcd snapshot from 127.0.0.11", node="127.0.0.11"))
+    assert (model.nodes["cp1"].state, model.nodes["cp1"].step_done) == ("done", True)
+    for node in ("cp1", "w1"):
+        model.apply(Event("step.started", f"upgrading kubelet on {node}", node=node))
+        assert model.nodes[node].state == "running"
+        model.apply(Event("step.done", f"upgrading kubelet on {node}", node=node))
+    assert [(r.state, r.step) for r in model.nodes.values()] == [
+        ("done", "upgrading kubelet on cp1"),
+        ("done", "upgrading kubelet on w1"),
+    ]
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(render(model))
+    assert "nodes — upgrade-k8s" in out.getvalue() and "✓ upgrading kubelet on w1" in out.getvalue()
+
+
+def test_the_reporter_keeps_each_finished_phase_in_the_scroll_back():
+    from rich.console import Console
+
+    out = io.StringIO()
+    with LiveReporter(Console(file=out, width=200, force_terminal=True, color_system=None)) as reporter:
+        reporter.handle(Event("info", "== bootstrap", data={"phase": "bootstrap"}))
+        reporter.handle(Event("step.done", "applied its config", node="w1"))
+        reporter.handle(Event("info", "== upgrade", data={"phase": "upgrade-all"}))
+    text = out.getvalue()
+    assert "nodes — bootstrap" in text and "✓ applied its config" in text
 
 
 def test_only_recent_finished_gates_stay_visible():
@@ -217,3 +275,124 @@ def test_a_terminal_gets_the_live_view_a_pipe_gets_plain_lines():
     piped = _run_on("pipe")
     assert piped.splitlines()[0] == "PlainReporter"
     assert "[cp1] etcd: waiting" in piped and "\x1b[" not in piped
+
+
+# ---- the demo on a real terminal ------------------------------------------------------------
+
+CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")
+OSC = re.compile(r"\x1b\][^\x07\x1b]*(\x07|\x1b\\\\)")
+
+
+def final_screen(output: str) -> list[str]:
+    """What a terminal shows after ``output``: enough of a VT100 for rich's live display
+    (carriage return, line feed, cursor up/down/column, erase in line; colours ignored),
+    with the scroll-back kept, so redrawn tables leave only their last drawing."""
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    i = 0
+    while i < len(output):
+        ch = output[i]
+        if ch == "\x1b":
+            m = CSI.match(output, i) or OSC.match(output, i)
+            i = m.end() if m else i + 1
+            if m is None or m.re is OSC:
+                continue
+            params, cmd = m.group(1), m.group(2)
+            n = int(params) if params.isdigit() else 1
+            if cmd == "A":
+                row = max(0, row - n)
+            elif cmd == "B":
+                row += n
+            elif cmd == "G":
+                col = n - 1
+            elif cmd == "K":
+                while len(lines) <= row:
+                    lines.append([])
+                lines[row] = [] if params == "2" else lines[row][:col]
+            continue
+        i += 1
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row, col = row + 1, 0
+        elif ch >= " ":
+            while len(lines) <= row:
+                lines.append([])
+            line = lines[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = ch
+            col += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+def node_rows(screen: list[str], title: str) -> list[dict[str, str]]:
+    """The rows of the last node table titled ``title`` (a cell folded over several lines
+    is one row: its continuation lines have no STATE)."""
+    start = max(i for i, line in enumerate(screen) if line.strip() == title)
+    header = next(i for i in range(start, len(screen)) if "NODE" in screen[i] and "STATE" in screen[i])
+    names = [c.strip() for c in re.split(r"[│┃]", screen[header])[1:-1]]
+    rows: list[dict[str, str]] = []
+    for line in screen[header + 2 :]:
+        if not line.startswith(("│", "┃")):
+            break  # the table's bottom border
+        cells = dict(zip(names, (c.strip() for c in re.split(r"[│┃]", line)[1:-1]), strict=True))
+        if cells["STATE"]:
+            rows.append(cells)
+        else:
+            rows[-1]["STEP"] += " " + cells["STEP"]
+    return rows
+
+
+@pytest.mark.slow
+def test_the_demos_kubernetes_upgrade_on_a_terminal_ends_with_one_finished_row_per_node(tmp_path):
+    """`invoke demo` with the live view on a pty: the last drawing of the Kubernetes-upgrade
+    phase has each node once, by hostname (the etcd snapshot's source, named by address,
+    lands on its row), no row without a node, nothing still pending, and nothing carried
+    over from the bootstrap or the Talos upgrade."""
+    env = {**os.environ, "COLUMNS": "240", "LINES": "60", "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "work")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed its side
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    output = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, output[-3000:]
+    screen = final_screen(output)
+    rows = node_rows(screen, "nodes — upgrade-k8s")
+    hostnames = ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"]
+    assert sorted(r["NODE"] for r in rows) == hostnames, rows  # once each, no IP, no empty row
+    assert [r["STATE"] for r in rows] == ["done"] * 6, rows
+    assert all(r["STEP"].startswith("✓ upgrading kubelet") for r in rows), rows
+    assert all(r["FROM → TO"].endswith("→ v1.37.2") for r in rows), rows
+    table = "\n".join(screen[max(i for i, line in enumerate(screen) if "nodes — upgrade-k8s" in line) :])
+    assert "maintenance mode" not in table and "v1.14.7" not in table  # nothing from earlier phases
+    # the earlier phases had their own tables, each finished in its turn
+    upgrade = node_rows(screen, "nodes — upgrade-all")
+    assert sorted(r["NODE"] for r in upgrade) == hostnames
+    assert {r["STATE"] for r in upgrade} == {"done"}, upgrade

@@ -7,13 +7,23 @@ above it as ordinary lines, so the scroll-back tells the story once the view is 
 
 The events it understands — the contract for workflows:
 
-* ``plan`` with ``steps=[PlanStep.row(), ...]`` — the node rows, in order;
+* an event with ``phase=`` (the demo's ``== …`` lines) or a ``plan`` starts a new phase:
+  the rows of the previous one are dropped, so nothing from a bootstrap lingers into an
+  upgrade (the reporter prints the finished table above the view first);
+* ``plan`` with ``steps=[PlanStep.row(), ...]`` — the node rows, in order (a step without
+  a node, such as a cluster-wide snapshot, makes no row; an ``ip`` next to ``node`` lets
+  later events that name the node by address land on its row);
 * ``node.started`` / ``node.done`` / ``node.skipped`` / ``node.failed`` (``node=``);
-* ``step.started`` / ``step.done`` / ``step.failed`` (``node=``, ``step=``);
+* ``step.started`` / ``step.done`` / ``step.failed`` (``node=``, ``step=``): outside a
+  node's own started → done bracket a step makes its row ``running`` and, once done,
+  ``done`` — so a workflow made only of per-node steps (bootstrap, the Kubernetes
+  upgrade) ends with its rows finished, not ``pending``;
 * ``gate.waiting`` / ``gate.passed`` / ``gate.failed`` (``node=``, ``gate=``, ``stage=``,
   ``condition=``, ``observed=``, ``elapsed=``), as the gate engine emits them.
 
-Everything else is printed as a line. rich is imported only when a view is drawn.
+Rows are keyed by hostname: an event naming a node by an address the plan associated with
+a hostname goes to that hostname's row. Everything else is printed as a line. rich is
+imported only when a view is drawn.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ RECENT_GATES = 6
 _STATE_STYLE = {
     "pending": "dim",
     "upgrading": "yellow",
+    "running": "yellow",
     "done": "green",
     "skipped": "dim",
     "failed": "bold red",
@@ -47,6 +58,8 @@ class NodeRow:
     desired: str = ""
     state: str = "pending"
     step: str = ""
+    step_done: bool = False  # the step shown has finished (drawn with a tick)
+    bracketed: bool = False  # between node.started and its end: the node events set the state
 
 
 @dataclass
@@ -67,40 +80,73 @@ class LiveModel:
     def __init__(self) -> None:
         self.nodes: dict[str, NodeRow] = {}
         self.gates: dict[tuple[str, str, str], GateRow] = {}
+        self.phase = ""
+        self.aliases: dict[str, str] = {}  # address → hostname
         self._seq = 0
+
+    def new_phase(self, name: str = "") -> None:
+        """Drop every row: what the next phase does starts from a clean view."""
+        self.nodes.clear()
+        self.gates.clear()
+        if name:
+            self.phase = name
+
+    @staticmethod
+    def starts_phase(event: Event) -> bool:
+        return bool(event.data.get("phase")) or event.kind == "plan"
 
     def apply(self, event: Event) -> str | None:
         """Update the rows; return a line to print above the view, if the event is one to keep."""
         kind, data = event.kind, event.data
+        if self.starts_phase(event):
+            self.new_phase(str(data.get("phase") or ""))
         if kind == "plan":
             for step in data.get("steps") or []:
-                row = self._node(step["node"])
-                row.role = step.get("role", "")
-                row.running, row.desired = step.get("running", ""), step.get("desired", "")
-                if step.get("action") == "skip":
+                name = str(step.get("node") or "")
+                if not name:
+                    continue  # a cluster-wide step: no node row
+                if step.get("ip"):
+                    self.aliases[str(step["ip"])] = name
+                row = self._node(name)
+                row.role = row.role or step.get("role", "")
+                running = step.get("running") or step.get("from") or ""
+                desired = step.get("desired") or step.get("to") or ""
+                row.running, row.desired = running or row.running, desired or row.desired
+                if step.get("action") == "skip" and "running" in step:
                     row.state, row.step = "skipped", step.get("reason", "")
             return format_plain(event)
         if kind.startswith("node.") and event.node:
-            row = self._node(event.node)
+            row = self._node(self._name(event.node))
             row.state = {"node.started": "upgrading", "node.done": "done", "node.skipped": "skipped"}.get(
                 kind, "failed"
             )
-            if kind == "node.done":
-                row.step = ""
-            elif kind != "node.started":
-                row.step = event.message
+            row.bracketed = kind == "node.started"
+            if kind == "node.started":
+                row.step, row.step_done = "", False
+            else:
+                row.step, row.step_done = event.message, kind == "node.done"
             return None if kind == "node.started" else format_plain(event)
         if kind.startswith("step.") and event.node:
-            row = self._node(event.node)
+            row = self._node(self._name(event.node))
+            row.step = event.message
             if kind == "step.started":
-                row.step = event.message
-            elif kind == "step.failed":
-                row.state, row.step = "failed", event.message
+                row.step_done = False
+                if not row.bracketed:
+                    row.state = "running"
+            elif kind == "step.done":
+                row.step_done = True
+                if not row.bracketed:
+                    row.state = "done"
+            else:
+                row.state, row.step_done, row.bracketed = "failed", False, False
                 return format_plain(event)
             return None
         if kind.startswith("gate.") and "gate" in data:
             return self._gate(event)
         return format_plain(event)
+
+    def _name(self, node: str) -> str:
+        return self.aliases.get(node, node)
 
     def _node(self, name: str) -> NodeRow:
         return self.nodes.setdefault(name, NodeRow(name))
@@ -139,13 +185,15 @@ def render(model: LiveModel) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    nodes = Table(header_style="bold", expand=False, title="nodes", title_justify="left")
+    title = f"nodes — {model.phase}" if model.phase else "nodes"
+    nodes = Table(header_style="bold", expand=False, title=title, title_justify="left")
     for col in ("NODE", "ROLE", "FROM → TO", "STATE", "STEP"):
         nodes.add_column(col, overflow="fold")
     for row in model.nodes.values():
         change = f"{row.running} → {row.desired}" if row.desired else ""
+        step = f"✓ {row.step}" if row.step and row.step_done else row.step
         nodes.add_row(
-            row.node, row.role, change, Text(row.state, style=_STATE_STYLE.get(row.state, "")), row.step
+            row.node, row.role, change, Text(row.state, style=_STATE_STYLE.get(row.state, "")), step
         )
     parts: list[Any] = [nodes]
     gates = model.visible_gates()
@@ -181,6 +229,9 @@ class LiveReporter:
 
     def handle(self, event: Event) -> None:
         with self._lock:
+            finished = None
+            if self._live is not None and self.model.starts_phase(event) and self.model.nodes:
+                finished = render(self.model)  # the phase that ends, kept in the scroll-back
             line = self.model.apply(event)
             if self._live is None:
                 from rich.live import Live
@@ -194,6 +245,8 @@ class LiveReporter:
                     redirect_stderr=False,
                 )
                 self._live.start()
+            if finished is not None:
+                self._live.console.print(finished)
             if line is not None:
                 style = (
                     "bold red" if event.level == "error" else ("yellow" if event.level == "warning" else None)

@@ -227,6 +227,7 @@ class Step:
         return {
             "step": self.kind if self.kind in ("pre-pull", "snapshot") else self.component,
             "node": self.node,
+            "ip": self.ip,  # the live view files events naming the node by address under it
             "from": image_tag(self.current) or "",
             "to": image_tag(self.image) or "",
             "image": ", ".join(r.rsplit("/", 1)[-1] for r in repos)
