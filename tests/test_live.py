@@ -239,31 +239,43 @@ CHILD = textwrap.dedent(
 )
 
 
-def _run_on(stderr_target, env_extra=None) -> str:
-    env = {**os.environ, "COLUMNS": "160", "TERM": "xterm", **(env_extra or {})}
-    if stderr_target == "pty":
-        master, slave = os.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD], stderr=slave, stdout=subprocess.DEVNULL, env=env
-        )
-        os.close(slave)
-        chunks = []
-        deadline = time.monotonic() + 20
+def run_with_pty_stderr(cmd: list[str], *, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``cmd`` with a terminal as stderr (stdout discarded); its exit code
+    and everything it wrote to the terminal."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env, cwd=REPO_ROOT
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.2)
             if ready:
                 try:
                     data = os.read(master, 65536)
-                except OSError:
+                except OSError:  # the child closed its side
                     break
                 if not data:
                     break
                 chunks.append(data)
             elif proc.poll() is not None:
                 break
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         os.close(master)
-        return b"".join(chunks).decode(errors="replace")
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def _run_on(stderr_target, env_extra=None) -> str:
+    env = {**os.environ, "COLUMNS": "160", "TERM": "xterm", **(env_extra or {})}
+    if stderr_target == "pty":
+        _, output = run_with_pty_stderr([sys.executable, "-c", CHILD], env=env, timeout=20)
+        return output
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=30)
     return proc.stderr
 
@@ -350,39 +362,10 @@ def test_the_demos_kubernetes_upgrade_on_a_terminal_ends_with_one_finished_row_p
     lands on its row), no row without a node, nothing still pending, and nothing carried
     over from the bootstrap or the Talos upgrade."""
     env = {**os.environ, "COLUMNS": "240", "LINES": "60", "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "work")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env,
-        cwd=REPO_ROOT,
+    returncode, output = run_with_pty_stderr(
+        [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "work")], env=env, timeout=600
     )
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # the child closed its side
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    output = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0, output[-3000:]
+    assert returncode == 0, output[-3000:]
     screen = final_screen(output)
     rows = node_rows(screen, "nodes — upgrade-k8s")
     hostnames = ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"]
