@@ -5,7 +5,6 @@
     GET  /status                 → world status (nodes, stages, versions, faults)
     GET  /record?since=N         → record entries with seq ≥ N
     POST /faults {"node": "worker-2", "never_returns": false}   → Talos faults of a node
-    POST /kube-faults {...}      → faults of the Kubernetes world (when it runs)
     POST /stop                   → shut the world down and exit
 
 :class:`SimControl` is the client side, found through ``DIR/sim.json``.
@@ -118,12 +117,6 @@ class ControlServer:
                         node = body.pop("node")
                         server.world.set_talos_faults(node, **body)
                         self._send(200, server.world.status())
-                    elif url.path == "/kube-faults":
-                        if server.world.kube is None:
-                            self._send(409, {"error": "this world has no Kubernetes side"})
-                            return
-                        server.world.kube.set_faults(body)
-                        self._send(200, {"ok": True})
                     elif url.path == "/stop":
                         self._send(200, {"stopping": True})
                         threading.Thread(target=server.on_stop, daemon=True).start()
@@ -185,9 +178,6 @@ class SimControl:
 
     def set_faults(self, node: str, **faults: bool) -> dict[str, Any]:
         return self._request("POST", "/faults", {"node": node, **faults})
-
-    def set_kube_faults(self, **faults: Any) -> Any:
-        return self._request("POST", "/kube-faults", faults)
 
     def stop(self) -> None:
         self._request("POST", "/stop", {})

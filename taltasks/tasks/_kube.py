@@ -6,14 +6,15 @@ from pathlib import Path
 
 KUBE_HELP = {
     "kubeconfig": "kubeconfig file (default: $KUBECONFIG, else the checkout's ./kubeconfig, else "
-    "fetched from a control plane through the Talos API, kept in memory only)",
+    "fetched from a control plane through the Talos API, never written to your files)",
 }
 
 
 def kube_client(root: Path, kubeconfig: str | None = None, talos=None):
     """A Kubernetes client: ``--kubeconfig``, ``$KUBECONFIG`` or the checkout's
     ``kubeconfig``; with none of them, the admin kubeconfig Talos hands out (as
-    ``talosctl upgrade-k8s`` does), never written to disk."""
+    ``talosctl upgrade-k8s`` does), never written to the user's files (the kubernetes
+    client library itself keeps the key in a 0600 temp file while the process runs)."""
     from taltasks import repo
     from taltasks.errors import InputError
     from taltasks.kube.client import connect, connect_text
