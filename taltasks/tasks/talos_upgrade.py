@@ -23,6 +23,8 @@ def plan_columns(rows: list) -> list[str]:
     if any(r.get("domain") for r in rows):
         columns.insert(columns.index("action"), "batch")
     return columns
+
+
 PATH_COLUMNS = ["step", "version", "contract", "kubernetes", "reason"]
 COMMON_HELP = {
     "root": "the checkout holding talos/ (default: found from the current directory)",
