@@ -28,6 +28,7 @@ from taltasks.sim.operators.tuppr import (
 )
 
 OLD, NEW = "v1.11.5", "v1.12.0"
+NEW_MINOR = "v1.14.0"
 WORLD = """\
 cluster: {name: demo, controlPlanes: 3, workers: 3}
 nodes: {worker-1: {zone: zone-a}, worker-2: {zone: zone-b}, worker-3: {zone: zone-c}}
@@ -87,8 +88,8 @@ def tuppr(make_world):
     return world
 
 
-def plan(name, *, selector=None, parallelism=1, checks=(), annotations=None, windows=None):
-    spec = {"talos": {"version": NEW}, "parallelism": parallelism}
+def plan(name, *, selector=None, parallelism=1, checks=(), annotations=None, windows=None, version=None):
+    spec = {"talos": {"version": version or NEW}, "parallelism": parallelism}
     if selector:
         spec["nodeSelector"] = selector
     if checks:
@@ -239,3 +240,37 @@ def test_window_state_opens_for_its_duration():
     assert window_state(window, inside)[0] is True
     opened, upcoming = window_state(window, outside)
     assert not opened and upcoming == dt.datetime(2026, 12, 2, 1, 0, tzinfo=dt.UTC)
+
+
+def test_the_job_takes_the_path_talosctl_takes_for_each_node_s_minor(tmp_path, loopback_subnet):
+    """1.13+ nodes: ImageService pull, LifecycleService install, Reboot; older: the legacy
+    Upgrade — on real simulated Talos nodes, from the simulator's record."""
+    from taltasks.sim import scenario as sc
+    from taltasks.sim.world import SimWorld
+
+    text = (
+        f"cluster: {{name: mixed, subnet: {loopback_subnet}, controlPlanes: 3, workers: 2, talosVersion: v1.13.9}}\n"
+        "timings: {reboot: 0.2, boot: 0.05, shutdown: 0.05, install: 0.05, upgradePull: 0.05, imagePull: 0.02}\n"
+        "nodes: {worker-2: {version: v1.12.11}}\n"
+        "tuppr: {reconcileSeconds: 0.02, controllerNode: worker-1}\n"
+    )
+    doc = tmp_path / "scenario.yaml"
+    doc.write_text(text)
+    world = SimWorld(sc.load(doc), directory=tmp_path / "sim").start()
+    try:
+        world.kube.wait_settled(20)
+        world.kube.store.create(plan("all", version=NEW_MINOR))
+        world.kube.wait_for(lambda s: phase_is(world.kube, "all", "Completed"), 60, "plan done")
+        assert {n.hostname: n.version for n in world.talos.nodes} == dict.fromkeys(
+            ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2"], NEW_MINOR
+        )
+        rec = world.recorder
+        lifecycle = {e["node"] for e in rec.entries("talos.lifecycle_upgrade")}
+        legacy = {e["node"] for e in rec.entries("talos.upgrade")}
+        assert lifecycle == {"cp-1", "cp-2", "cp-3", "worker-1"} and legacy == {"worker-2"}
+        pulled = {e["node"] for e in rec.entries("talos.image_pull", source="ImageService")}
+        assert pulled == lifecycle
+        assert {e["node"] for e in rec.entries("talos.reboot")} == lifecycle
+        assert rec.entries("tuppr.job")[0]["node"] == "worker-1"  # the controller's node first
+    finally:
+        world.stop()

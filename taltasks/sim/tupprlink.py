@@ -2,9 +2,11 @@
 
 tuppr reads versions, readiness and install images through the Talos API and upgrades
 with a ``talosctl upgrade`` Job; the simulator answers the same questions from its nodes
-in process and starts the upgrade through the same handler the Talos API serves, so a
-node refuses exactly what it would refuse over gRPC (busy, etcd unhealthy, a bad image)
-and records it as usual (``talos.upgrade``).
+in process and upgrades through the same handlers the Talos API serves, on the path
+talosctl takes for the node's minor (the Job's talosctl matches the node's version): from
+1.13 the installer pulled with ImageService, installed with LifecycleService, then a
+Reboot; before, the legacy MachineService Upgrade. A node refuses exactly what it would
+refuse over gRPC (busy, etcd unhealthy, a missing image) and records it as usual.
 """
 
 from __future__ import annotations
@@ -44,15 +46,42 @@ class SimMachines:
         return parts[1] if parts else ""
 
     def upgrade(self, node: str, image: str) -> None:
-        from taltasks.sim.talos import machined
-        from taltasks.talos.api import machine_pb2 as m
+        from taltasks.sim.talos import machined, versions
 
         n = self._node(node)
         stopping: threading.Event = self.cluster.stopping
-        call = machined.Call(
-            "/machine.MachineService/Upgrade", frozenset({"os:admin"}), lambda: not stopping.is_set()
-        )
+        call = machined.Call("/tuppr/upgrade-job", frozenset({"os:admin"}), lambda: not stopping.is_set())
         try:
-            machined.Upgrade(n, m.UpgradeRequest(image=image), call)
+            if versions.LIFECYCLE in versions.minor(n.version).services:
+                self._lifecycle(n, image, call)
+            else:
+                from taltasks.talos.api import machine_pb2 as m
+
+                machined.Upgrade(n, m.UpgradeRequest(image=image), call)
         except machined.RpcError as exc:
             raise RuntimeError(f"{node}: {exc.message}") from None
+
+    @staticmethod
+    def _lifecycle(n, image: str, call) -> None:
+        """talosctl 1.13+: pull into the system containerd, install, reboot."""
+        import grpc
+
+        from taltasks.sim.talos import machined
+        from taltasks.sim.talos.installer import Images, Lifecycle
+        from taltasks.talos.api import common_pb2
+        from taltasks.talos.api import image_pb2 as img
+        from taltasks.talos.api import lifecycle_pb2 as lc
+        from taltasks.talos.api import machine_pb2 as m
+
+        system = common_pb2.ContainerdInstance(driver=common_pb2.CONTAINERD, namespace=common_pb2.NS_SYSTEM)
+        for _ in Images.Pull(n, img.ImageServicePullRequest(containerd=system, image_ref=image), call):
+            pass
+        request = lc.LifecycleServiceUpgradeRequest(
+            containerd=system, source=lc.InstallArtifactsSource(image_name=image)
+        )
+        for reply in Lifecycle.Upgrade(n, request, call):
+            if reply.progress.HasField("exit_code") and reply.progress.exit_code != 0:
+                raise machined.RpcError(
+                    grpc.StatusCode.INTERNAL, f"installer exited with {reply.progress.exit_code}"
+                )
+        machined.Reboot(n, m.RebootRequest(), call)
