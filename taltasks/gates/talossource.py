@@ -9,9 +9,14 @@ answer raises :class:`TalosNodeUnreachable` naming it, which the gates turn into
 "reachable" check; the other nodes are unaffected.
 
 Wake-ups come from one COSI watch of MachineStatus per node, kept open for the life of
-the source (a reboot ends the stream; the watcher reconnects with a short back-off and
-wakes its subscribers on every event, on the break and on reconnect — what changed while
-it was away is read by the engine's next tick). :meth:`ApiTalosSource.close` stops them.
+the source. It is a single-resource watch, whose first event is the resource's current
+state (COSI servers refuse ``bootstrap_contents`` for one resource). A reboot ends the
+stream: the watcher reconnects with a short back-off and wakes its subscribers on every
+event, on the break and on reconnect — what changed while it was away is read by the
+engine's next tick. Any other refusal (a role that may not watch, a server without the
+type) stops that node's watcher for good, recorded in :attr:`ApiTalosSource.watch_errors`:
+the engine then polls, instead of reconnecting in a loop. :meth:`ApiTalosSource.close`
+stops the watchers.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from taltasks.talos.client import TalosClient
 MACHINE_STATUS = "MachineStatuses.runtime.talos.dev"
 RECONNECT_DELAY = 0.2
 MAX_RECONNECT_DELAY = 2.0
+# a watch that ends with these is worth opening again (the node was away or slow); any
+# other code is an answer (not allowed, not supported) that reconnecting would not change
+RECONNECT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED"})
 # a watch is reopened this often: a node that vanished behind a proxy sends nothing and
 # closes nothing, and only a deadline ends such a stream (the engine polls meanwhile)
 WATCH_RENEW = 300.0
@@ -48,6 +56,8 @@ class ApiTalosSource:
         self._wakes: dict[str, list[threading.Event]] = {}
         self._watchers: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
+        self.watch_events: dict[str, int] = {}  # node → MachineStatus events delivered
+        self.watch_errors: dict[str, str] = {}  # node → why its watcher gave up
 
     # ---- observations -----------------------------------------------------------------------
 
@@ -161,23 +171,26 @@ class ApiTalosSource:
             event.set()
 
     def _follow(self, node: str) -> None:
+        from taltasks.talos.client import StreamInterrupted
+        from taltasks.talos.results import TalosCallError
+
         delay = RECONNECT_DELAY
         while not self._stop.is_set():
             try:
-                for _ in self.client.watch(
-                    MACHINE_STATUS,
-                    "machine",
-                    namespace="runtime",
-                    node=node,
-                    bootstrap=True,
-                    timeout=WATCH_RENEW,
-                ):
+                for _ in self.client.watch(MACHINE_STATUS, "machine", namespace="runtime", node=node):
                     if self._stop.is_set():
                         return
                     delay = RECONNECT_DELAY
+                    with self._lock:
+                        self.watch_events[node] = self.watch_events.get(node, 0) + 1
                     self._notify(node)
-            except Exception:  # a reboot cut the stream, or the node is not back yet
-                pass
+            except (StreamInterrupted, ConnectionFailed):
+                pass  # a reboot cut the stream, or the node is not back yet: reconnect
+            except TalosCallError as exc:
+                if exc.code not in RECONNECT_CODES:
+                    self.watch_errors[node] = str(exc)
+                    self._notify(node)  # the engine reads (and polls) from here on
+                    return
             self._notify(node)
             self._stop.wait(delay)
             delay = min(MAX_RECONNECT_DELAY, delay * 2)

@@ -1,9 +1,12 @@
 """``TalosClient``: every Talos API call taltasks makes, with typed results.
 
-Targeting (talos-api.md §8): ``nodes=[...]`` sends one ``nodes`` metadata entry per node
-(never comma-joined) and returns one :class:`NodeResult` per node, in reply order, each
-with that node's value or error. ``node="x"`` sends ``node`` (one-to-one) and returns the
-value or raises :class:`TalosCallError`. Neither means "the endpoint itself". Every call
+Targeting (talos-api.md §8): ``nodes=[...]`` fans out on the client, as talosctl 1.14
+does: one call per node with ``node`` metadata, in parallel, and one :class:`NodeResult`
+per node, in the order asked, each with that node's value or error. ``node="x"`` is one
+call (one-to-one) that returns the value or raises :class:`TalosCallError`. Neither means
+"the endpoint itself". apid's one-to-many ``nodes`` proxying (deprecated in 1.14, refused
+for LifecycleService / ImageService) is used only when the client is asked for it
+(``fanout="proxy"``) and only for nodes known to run Talos older than 1.13. Every call
 has a deadline, and none outlives the deadline of the wait it is made in
 (:mod:`taltasks.deadline`); idempotent reads retry on UNAVAILABLE with tenacity; streams
 (events, logs, dmesg, kubeconfig, snapshot) are iterators that raise
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,10 +31,13 @@ from taltasks.talos.results import (
     ApplyResult,
     EtcdMember,
     EtcdStatus,
+    ImageInfo,
+    InstallerRun,
     MachineEvent,
     MemoryInfo,
     NodeError,
     NodeResult,
+    PullProgress,
     Resource,
     ServiceEvent,
     ServiceInfo,
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     import grpc
 
     from taltasks.talos.config import Context
+    from taltasks.talos.generations import Generation
     from taltasks.talos.transport import Transport
 
 T = TypeVar("T")
@@ -58,6 +66,10 @@ class StreamInterrupted(OperationFailed):
 
 
 APPLY_MODES = ("REBOOT", "AUTO", "NO_REBOOT", "STAGED", "TRY")
+FANOUTS = ("client", "proxy")
+FANOUT_THREADS = 32
+# talosctl's --namespace values: which containerd (driver) and namespace images live in
+CONTAINERD = {"system": (1, 1), "cri": (1, 2), "inmem": (0, 1)}  # name → (driver, namespace)
 MACHINE_CONFIG_TYPE = "MachineConfigs.config.talos.dev"
 BOOT_ID_TYPE = "BootIDs.runtime.talos.dev"  # Talos 1.14+
 
@@ -73,11 +85,22 @@ def _code_name(code: int) -> str:
 
 class TalosClient:
     def __init__(
-        self, transport: Transport, *, default_nodes: Sequence[str] = (), insecure: bool = False
+        self,
+        transport: Transport,
+        *,
+        default_nodes: Sequence[str] = (),
+        insecure: bool = False,
+        fanout: str = "client",
     ) -> None:
+        if fanout not in FANOUTS:
+            raise ValueError(f"fanout must be one of {FANOUTS}, not {fanout!r}")
         self.transport = transport
         self.default_nodes = list(default_nodes)
         self.insecure = insecure
+        self.fanout = fanout
+        self.versions: dict[str, str] = {}  # node → the Talos tag it last reported
+        self._pool: Any = None  # the fan-out's threads, made on first use
+        self._pool_lock = threading.Lock()
         self._stubs: dict[tuple[int, str], Any] = {}
         self._rd_cache: dict[str, list[dict[str, Any]]] = {}
         self.call_metadata: list[tuple[str, str]] = []  # sent with every call (basic auth)
@@ -97,9 +120,11 @@ class TalosClient:
         nodes: Sequence[str] | None = None,
         insecure: bool = False,
         connect_timeout: float = 10.0,
+        fanout: str = "client",
     ) -> TalosClient:
         """A client for a talosconfig context; ``endpoints``/``nodes`` override the context's.
-        ``insecure`` is maintenance mode: no client certificate, server not verified."""
+        ``insecure`` is maintenance mode: no client certificate, server not verified.
+        ``fanout="proxy"`` asks for apid's `nodes` proxying where a node allows it."""
         from taltasks.errors import InputError
         from taltasks.machineconfig.pki import PKIError
         from taltasks.talos import tlsbridge
@@ -126,7 +151,10 @@ class TalosClient:
             eps, ssl_ctx, connect_timeout=connect_timeout, label=f"context {context.name!r}"
         )
         client = cls(
-            transport, default_nodes=list(nodes if nodes is not None else context.nodes), insecure=insecure
+            transport,
+            default_nodes=list(nodes if nodes is not None else context.nodes),
+            insecure=insecure,
+            fanout=fanout,
         )
         client.call_metadata = metadata
         client.context_name = context.name
@@ -137,6 +165,9 @@ class TalosClient:
         return client
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         self.transport.close()
 
     def __enter__(self) -> TalosClient:
@@ -232,10 +263,115 @@ class TalosClient:
         timeout: float = READ_TIMEOUT,
         idempotent: bool = True,
     ) -> list[NodeResult[T]]:
-        """A one-to-many call (or a local one when no nodes are given)."""
+        """One call per target node with ``node`` metadata, in parallel, aggregated into one
+        result per node in the order asked (a node's failure is its result, never the
+        call's); with no targets, one call to the endpoint itself. ``convert`` gets the
+        reply's element. Nothing reached an endpoint → :class:`ConnectionFailed`."""
+        targets = list(dict.fromkeys(self._targets(nodes)))
+        if not targets:  # the endpoint itself: its failure is the call's, as before
+            value = self._one(
+                method,
+                request,
+                None,
+                lambda r: convert(r.messages[0]),
+                timeout=timeout,
+                idempotent=idempotent,
+            )
+            return [NodeResult(self.transport.endpoint_host(), value=value)]
+        proxied = [t for t in targets if self._proxy_for(t)]
+        direct = [t for t in targets if t not in proxied]
+        results: dict[str, NodeResult[T]] = {}
+        if proxied:
+            for r in self._proxied(method, request, proxied, convert, timeout, idempotent):
+                results.setdefault(r.node, r)
+        for target, r in zip(
+            direct,
+            self.parallel(
+                [
+                    lambda t=t: self._node_result(method, request, t, convert, timeout, idempotent)
+                    for t in direct
+                ]
+            ),
+            strict=True,
+        ):
+            results[target] = r
+        return [results.get(t) or NodeResult(t, error=NodeError(t, "UNKNOWN", "no reply")) for t in targets]
+
+    def parallel(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run ``calls`` at the same time (each in the caller's deadline) and return their
+        results in order; the first exception any of them raised is raised after all end.
+        Inside one of the fan-out's own threads they run one after the other (no pool
+        starvation)."""
+        if len(calls) <= 1 or getattr(_fanout_thread, "inside", False):
+            return [c() for c in calls]
+        import contextvars
+
+        pool = self._fanout_pool()
+        jobs = [pool.submit(contextvars.copy_context().run, _in_fanout, c) for c in calls]
+        out: list[T] = []
+        error: BaseException | None = None
+        for job in jobs:
+            try:
+                out.append(job.result())
+            except BaseException as exc:  # re-raised once every call has ended
+                error = error or exc
+        if error is not None:
+            raise error
+        return out
+
+    def _fanout_pool(self) -> Any:
+        with self._pool_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(FANOUT_THREADS, thread_name_prefix="talos-fanout")
+            return self._pool
+
+    def _node_result(
+        self,
+        method: str,
+        request: Any,
+        node: str | None,
+        convert: Callable[[Any], T],
+        timeout: float,
+        idempotent: bool,
+    ) -> NodeResult[T]:
+        where = node or self.transport.endpoint_host()
+        try:
+            value = self._one(
+                method,
+                request,
+                node,
+                lambda r: convert(r.messages[0]),
+                timeout=timeout,
+                idempotent=idempotent,
+            )
+        except TalosCallError as exc:
+            return NodeResult(where, error=exc.error)
+        return NodeResult(where, value=value)
+
+    def _proxy_for(self, node: str) -> bool:
+        """Whether ``node`` goes in a `nodes` one-to-many call: only when asked for
+        (``fanout="proxy"``) and the node is known to run Talos older than 1.13."""
+        if self.fanout != "proxy" or node not in self.versions:
+            return False
+        from taltasks.talos.generations import generation
+
+        return generation(self.versions[node]).nodes_proxying
+
+    def _proxied(
+        self,
+        method: str,
+        request: Any,
+        targets: list[str],
+        convert: Callable[[Any], T],
+        timeout: float,
+        idempotent: bool,
+    ) -> list[NodeResult[T]]:
+        """One `nodes` call through the endpoint's apid (talos-api.md §8.3): one element
+        per node, errors as elements with only metadata."""
         import grpc
 
-        targets = self._targets(nodes)
         try:
             reply = self._unary(
                 method, request, metadata=self._many(targets), timeout=timeout, idempotent=idempotent
@@ -261,6 +397,15 @@ class TalosClient:
             else:
                 out.append(NodeResult(node, value=convert(item)))
         return out
+
+    def generation(self, node: str) -> Generation:
+        """Which API path ``node`` calls for (:mod:`taltasks.talos.generations`), from the
+        version it last reported (asked now when not known yet)."""
+        from taltasks.talos.generations import generation
+
+        if node not in self.versions:
+            self.version([node])[0].unwrap("Version")
+        return generation(self.versions[node])
 
     def _one(
         self,
@@ -349,7 +494,11 @@ class TalosClient:
                 v.features.rbac,
             )
 
-        return self._fan("Version", empty_pb2.Empty(), nodes, conv, timeout=timeout)
+        results = self._fan("Version", empty_pb2.Empty(), nodes, conv, timeout=timeout)
+        for r in results:
+            if r.value is not None:
+                self.versions[r.node] = r.value.tag
+        return results
 
     def hostname(self, nodes: Sequence[str] | None = None) -> list[NodeResult[str]]:
         from google.protobuf import empty_pb2
@@ -573,6 +722,94 @@ class TalosClient:
 
         req = m.ImagePullRequest(reference=reference, namespace=2 if cri else 1)
         return self._fan("ImagePull", req, nodes, lambda x: None, timeout=timeout)
+
+    # ---- Talos 1.13+: ImageService, LifecycleService (always `node`: apid refuses `nodes`) --
+
+    @staticmethod
+    def _containerd(name: str) -> Any:
+        from taltasks.talos.api import common_pb2
+
+        if name not in CONTAINERD:
+            from taltasks.errors import InputError
+
+            raise InputError(f"unknown containerd {name!r}; use one of {', '.join(CONTAINERD)}")
+        driver, namespace = CONTAINERD[name]
+        return common_pb2.ContainerdInstance(driver=driver, namespace=namespace)
+
+    def pull_image(
+        self,
+        image: str,
+        *,
+        node: str,
+        containerd: str = "system",
+        on_progress: Callable[[PullProgress], None] | None = None,
+        timeout: float = UPGRADE_TIMEOUT,
+    ) -> str:
+        """Pull ``image`` into one containerd of ``node`` (``ImageService.Pull``; talosctl's
+        default ``system`` is where LifecycleService finds an installer). Returns the pulled
+        reference pinned to its digest; an image the registry lacks raises
+        :class:`TalosCallError` NOT_FOUND and nothing was stored."""
+        from taltasks.talos.api import image_pb2 as img
+
+        req = img.ImageServicePullRequest(containerd=self._containerd(containerd), image_ref=image)
+        Status = img.ImageServicePullLayerProgress.Status
+        pulled = ""
+        for reply in self._stream("Pull", req, [("node", node)], timeout, node, kind="image"):
+            if reply.WhichOneof("response") == "name":
+                pulled = reply.name
+            elif on_progress is not None:
+                p = reply.pull_progress
+                on_progress(
+                    PullProgress(
+                        p.layer_id, Status.Name(p.progress.status), p.progress.offset, p.progress.total
+                    )
+                )
+        if not pulled:
+            raise OperationFailed(f"the pull of {image} ended without naming what it pulled", where=node)
+        return pulled
+
+    def list_images(self, *, node: str, containerd: str = "system") -> list[ImageInfo]:
+        """The images in one containerd of ``node`` (``ImageService.List``)."""
+        from taltasks.talos.api import image_pb2 as img
+
+        req = img.ImageServiceListRequest(containerd=self._containerd(containerd))
+        return [
+            ImageInfo(i.name, i.digest, i.size)
+            for i in self._stream("List", req, [("node", node)], READ_TIMEOUT, node, kind="image")
+        ]
+
+    def lifecycle_upgrade(
+        self,
+        image: str,
+        *,
+        node: str,
+        containerd: str = "system",
+        on_output: Callable[[str], None] | None = None,
+        timeout: float = UPGRADE_TIMEOUT,
+    ) -> InstallerRun:
+        """Run the installer ``image`` (already pulled into ``containerd``) on ``node``
+        (``LifecycleService.Upgrade``). It writes the new system and reboots nothing; the
+        exit code says whether it worked. Talos checks nothing about etcd here."""
+        from taltasks.talos.api import lifecycle_pb2 as lc
+
+        req = lc.LifecycleServiceUpgradeRequest(
+            containerd=self._containerd(containerd), source=lc.InstallArtifactsSource(image_name=image)
+        )
+        output: list[str] = []
+        exit_code: int | None = None
+        for reply in self._stream("Upgrade", req, [("node", node)], timeout, node, kind="lifecycle"):
+            progress = reply.progress
+            if progress.WhichOneof("response") == "exit_code":
+                exit_code = progress.exit_code
+            elif progress.WhichOneof("response") == "message":
+                output.append(progress.message)
+                if on_output is not None:
+                    on_output(progress.message)
+        if exit_code is None:
+            raise OperationFailed(
+                f"the installer {image} ended without an exit code", where=node, hint="see the node's logs"
+            )
+        return InstallerRun(image, exit_code, tuple(output))
 
     def etcd_remove_member(self, member_id: int, *, node: str | None = None) -> None:
         from taltasks.talos.api import machine_pb2 as m
@@ -873,10 +1110,16 @@ class TalosClient:
         bootstrap: bool = False,
         timeout: float | None = None,
     ) -> Iterator[WatchEvent]:
-        """COSI watch; the server's empty "watch is ready" message is skipped. Ends after
-        ``timeout`` or at the deadline of the wait it is opened in, whichever is first."""
+        """COSI watch, open when this returns; the server's empty "watch is ready" message is
+        skipped. One resource (``id_``): its current state comes first (CREATED, or DESTROYED
+        when absent), then its changes. A kind with ``bootstrap``: its resources, then
+        BOOTSTRAPPED, then changes. Ends after ``timeout`` or at the deadline of the wait it
+        is opened in, whichever is first."""
         from taltasks.talos.api import cosi_resource_pb2 as c
 
+        if id_ is not None and bootstrap:
+            # COSI servers refuse it (Unimplemented): the first event is the current state anyway
+            raise ValueError("bootstrap contents are for a watch of a kind, not of one resource")
         ns = namespace or self._default_namespace(type_, node)
         req = c.WatchRequest(
             namespace=ns, type=type_, api_version=1, options=c.WatchOptions(bootstrap_contents=bootstrap)
@@ -884,8 +1127,14 @@ class TalosClient:
         if id_ is not None:
             req.id = id_
         meta = [("node", node)] if node else []
+        stream = self._stream("Watch", req, meta, timeout, node, kind="cosi", live=True)
+        return self._watch_events(stream)
+
+    def _watch_events(self, stream: Iterator[Any]) -> Iterator[WatchEvent]:
+        from taltasks.talos.api import cosi_resource_pb2 as c
+
         names = {v: k for k, v in c.EventType.items()}
-        for resp in self._stream("Watch", req, meta, timeout, node, kind="cosi", live=True):
+        for resp in stream:
             for e in resp.event:
                 yield WatchEvent(
                     names.get(e.event_type, str(e.event_type)),
@@ -901,6 +1150,18 @@ class TalosClient:
             if rd["type"] == type_:
                 return rd["defaultNamespace"]
         return "default"
+
+
+_fanout_thread = threading.local()
+
+
+def _in_fanout(call: Callable[[], T]) -> T:
+    """Run one fanned-out call, marking the thread so nested fan-outs run inline."""
+    _fanout_thread.inside = True
+    try:
+        return call()
+    finally:
+        _fanout_thread.inside = False
 
 
 def _stub_class(module: str, name: str) -> Callable[[], Any]:

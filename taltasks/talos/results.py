@@ -231,3 +231,34 @@ class SnapshotResult:
     path: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One layer's progress in an ``ImageService.Pull`` (Talos 1.13+)."""
+
+    layer: str
+    status: str  # DOWNLOADING, DOWNLOAD_COMPLETE, EXTRACTING, EXTRACT_COMPLETE, ALREADY_EXISTS
+    offset: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    name: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class InstallerRun:
+    """What ``LifecycleService.Upgrade`` streamed: the installer's output and its exit code
+    (a failed installer is a non-zero exit code, not a gRPC error)."""
+
+    image: str
+    exit_code: int
+    output: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0

@@ -7,6 +7,7 @@ import pytest
 from simtalos import client_with, ips
 from taltasks.errors import ConnectionFailed
 from taltasks.machineconfig import pki
+from taltasks.talos.client import TalosClient
 from taltasks.talos.results import TalosCallError
 
 
@@ -31,11 +32,35 @@ def test_fan_out_to_six_nodes_with_one_failing(world, admin):
     assert all(r.value.tag == "v1.11.5" for r in results if r.ok)
 
 
-def test_nodes_header_is_one_entry_per_node(world, admin):
+def test_fan_out_is_one_call_per_node_with_node_metadata(world, admin):
+    """As talosctl 1.14 does it: the client fans out, apid only routes one-to-one."""
     targets = ips(world, "worker")
-    admin.hostname(targets)
-    call = [e for e in world.recorder.entries("talos.api", method="Hostname")][-1]
-    assert call["targets"] == targets  # three separate values, not one "a,b,c"
+    results = admin.hostname(targets)
+    assert [r.node for r in results] == targets  # in the order asked
+    calls = world.recorder.entries("talos.api", method="Hostname")
+    assert sorted(c["targets"][0] for c in calls) == sorted(targets)
+    assert {c["routing"] for c in calls} == {"node"} and len(calls) == 3
+
+
+def test_nodes_proxying_only_when_asked_for_and_only_for_nodes_before_1_13(loopback_subnet):
+    from simtalos import make_world
+
+    w = make_world(loopback_subnet, nodes={"worker-3": {"version": "v1.13.9"}}).start()
+    try:
+        ctx = w.talos.talosconfig().context()
+        with TalosClient.from_context(ctx, fanout="proxy") as proxy:
+            targets = ips(w, "worker")
+            proxy.version(targets)  # versions not known yet: every node gets its own call
+            assert {c["routing"] for c in w.recorder.entries("talos.api", method="Version")} == {"node"}
+            results = proxy.hostname(targets)
+            assert [r.node for r in results] == targets and all(r.ok for r in results)
+        calls = w.recorder.entries("talos.api", method="Hostname")
+        [many] = [c for c in calls if c["routing"] == "nodes"]
+        old = [w.talos.node(n).ip for n in ("worker-1", "worker-2")]
+        assert many["targets"] == old  # one entry per node, never "a,b"
+        assert [c["targets"] for c in calls if c["routing"] == "node"] == [[w.talos.node("worker-3").ip]]
+    finally:
+        w.stop()
 
 
 def test_reads_return_typed_values(world, admin):
@@ -144,9 +169,11 @@ def test_worker_endpoint_refuses_to_forward(world):
     worker = world.talos.node("worker-1")
     cp = world.talos.node("cp-1")
     client = client_with(world, endpoints=[worker.ip])
-    # a worker's apid has no client certificate to forward with: the whole call is refused
+    # a worker's apid has no client certificate to forward with: the call for the other
+    # node is refused (client-side fan-out: that node's result carries the refusal)
+    [refused] = client.version([cp.ip])
     with pytest.raises(TalosCallError) as info:
-        client.version([cp.ip])
+        refused.unwrap("Version")
     assert info.value.code == "PERMISSION_DENIED" and "no request forwarding" in info.value.message
     assert "control-plane nodes as endpoints" in info.value.hint
     # a request for the worker itself is served locally

@@ -11,6 +11,7 @@ from taltasks.gates.checks import GateContext, NodeTarget
 from taltasks.gates.engine import GateEngine
 from taltasks.gates.talossource import ApiTalosSource, TalosNodeUnreachable
 from taltasks.model.policy import default_policy
+from waiting import wait_until
 
 
 def test_machine_state_and_etcd_view_come_from_the_node(world, admin):
@@ -77,3 +78,55 @@ def test_subscribe_wakes_on_a_reboot_and_the_gate_sees_the_new_boot(world, admin
 
 def test_polling_source_returns_no_subscription(admin):
     assert ApiTalosSource(admin, watch=False).subscribe(["127.0.0.1"], threading.Event()) is None
+
+
+def test_the_machine_status_watch_delivers_changes_without_reconnecting(world, admin):
+    """One single-resource watch per node (no bootstrap contents, which COSI servers refuse):
+    it delivers the current state, then every change, over one stream — never a loop of
+    refused reconnects."""
+    source = ApiTalosSource(admin)
+    node = world.talos.node("cp-2")
+    wake = threading.Event()
+    unsubscribe = source.subscribe([node.ip], wake)
+    try:
+        wait_until(lambda: source.watch_events.get(node.ip, 0) >= 1, 5, "the current state")
+        seen = source.watch_events[node.ip]
+        wake.clear()
+        world.set_talos_faults("cp-2", etcd_unhealthy=True)  # etcd unhealthy: MachineStatus not ready
+        assert wake.wait(5)
+        wait_until(lambda: source.watch_events[node.ip] > seen, 5, "the change through the watch")
+        world.set_talos_faults("cp-2", etcd_unhealthy=False)
+        wait_until(lambda: source.watch_events[node.ip] > seen + 1, 5, "the change back")
+    finally:
+        unsubscribe()
+        source.close()
+    watches = [e for e in world.recorder.entries("talos.api", method="Watch") if e["targets"] == [node.ip]]
+    assert [(w["code"], w["routing"]) for w in watches] == [("stream", "node")]
+    assert source.watch_errors == {}
+
+
+def test_a_watch_the_node_refuses_stops_instead_of_looping(world):
+    """A refusal that reconnecting cannot change (here: a certificate without a role that may
+    watch) ends that node's watcher once, with the reason; the engine polls instead."""
+    from simtalos import client_with
+
+    nobody = client_with(world, roles=["os:etcd:backup"])
+    source = ApiTalosSource(nobody)
+    node = world.talos.node("worker-2")
+    wake = threading.Event()
+    unsubscribe = source.subscribe([node.ip], wake)
+    try:
+        wait_until(lambda: node.ip in source.watch_errors, 5, "the watcher to give up")
+        assert "PERMISSION_DENIED" in source.watch_errors[node.ip]
+        assert wake.is_set()
+    finally:
+        unsubscribe()
+        source.close()
+        nobody.close()
+    watches = [e for e in world.recorder.entries("talos.api", method="Watch") if e["targets"] == [node.ip]]
+    assert len(watches) == 1
+
+
+def test_a_single_resource_watch_is_never_asked_for_bootstrap_contents(admin):
+    with pytest.raises(ValueError, match="not of one resource"):
+        admin.watch("MachineStatuses.runtime.talos.dev", "machine", namespace="runtime", bootstrap=True)

@@ -1,0 +1,87 @@
+"""Which API path a Talos version calls for: one row per minor, consulted by the client
+and the workflows instead of version comparisons scattered through them.
+
+Facts from siderolabs/talos (v1.8 … v1.13.9, v1.14.0-rc.1):
+
+* **Upgrade.** From 1.13 a node has ``ImageService`` and ``LifecycleService``: talosctl
+  (``talosUpgradeAPIVersionRange`` ``>1.13.0-alpha.2``) pulls the installer with
+  ``ImageService.Pull``, runs it with ``LifecycleService.Upgrade`` and reboots with
+  ``MachineService.Reboot``. Older nodes only have ``MachineService.Upgrade`` (deprecated
+  from 1.13). Its ``preserve`` flag preserves nothing any more (the installer refuses to
+  wipe on upgrade since 1.8) but, from 1.12.9 / 1.13.4 / 1.14, switches off Talos's own etcd
+  health check and upgrade mutex — so taltasks never sends it.
+* **Apply.** 1.14 refuses ``REBOOT`` on a configured node and resolves ``AUTO`` to
+  ``NO_REBOOT`` always: a change that needs a reboot is taken and waits for the next boot,
+  without saying so. Up to 1.13 ``AUTO`` reboots when it must.
+* **Fan-out.** One-to-many ``nodes`` proxying is for ``MachineService`` & co. only from 1.13
+  (never for LifecycleService / ImageService) and deprecated in 1.14; talosctl 1.14 fans out
+  itself, one call per node with ``node``.
+* **Boot id.** 1.14 publishes ``BootIDs.runtime.talos.dev`` (readable by os:reader); before,
+  only the admin-only ``Read`` of ``/proc/sys/kernel/random/boot_id`` has it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Generation:
+    minor: tuple[int, int]
+    lifecycle_upgrade: bool  # ImageService.Pull + LifecycleService.Upgrade + Reboot
+    apply_reboot_mode: bool  # ApplyConfiguration mode REBOOT exists on a configured node
+    apply_auto_may_reboot: bool  # AUTO reboots by itself when the change needs it
+    nodes_proxying: bool  # `nodes` one-to-many may be used for this node (before 1.13)
+    boot_id_resource: bool
+
+    @property
+    def upgrade_path(self) -> str:
+        return "lifecycle" if self.lifecycle_upgrade else "legacy"
+
+
+_LEGACY = dict(
+    lifecycle_upgrade=False,
+    apply_reboot_mode=True,
+    apply_auto_may_reboot=True,
+    nodes_proxying=True,
+    boot_id_resource=False,
+)
+
+GENERATIONS: dict[tuple[int, int], Generation] = {
+    **{(1, m): Generation((1, m), **_LEGACY) for m in range(8, 13)},
+    (1, 13): Generation(
+        (1, 13),
+        lifecycle_upgrade=True,
+        apply_reboot_mode=True,
+        apply_auto_may_reboot=True,
+        nodes_proxying=False,
+        boot_id_resource=False,
+    ),
+    (1, 14): Generation(
+        (1, 14),
+        lifecycle_upgrade=True,
+        apply_reboot_mode=False,
+        apply_auto_may_reboot=False,
+        nodes_proxying=False,
+        boot_id_resource=True,
+    ),
+}
+
+# pre-releases of 1.13 before its new services existed (talosctl's range starts after these)
+_PRE_LIFECYCLE = frozenset({"alpha.0", "alpha.1", "alpha.2"})
+
+
+def generation(version: str) -> Generation:
+    """The row for a node that reports ``version`` (``v1.13.4``); versions outside the
+    table take the nearest row. An unparsable version is treated as the oldest."""
+    from taltasks.model.versions import Version
+
+    try:
+        v = Version.parse(version)
+    except ValueError:
+        return GENERATIONS[min(GENERATIONS)]
+    key = max(min(v.minor_key, max(GENERATIONS)), min(GENERATIONS))
+    row = GENERATIONS[key]
+    if key == (1, 13) and v.patch == 0 and v.pre in _PRE_LIFECYCLE:
+        return GENERATIONS[(1, 12)]
+    return row
