@@ -11,11 +11,12 @@ upgrade-all has six nodes to do. Faults go in through the scenario (``faults``,
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from configure_support import copy_demo, edit, move_to_subnet
+from configure_support import copy_demo, edit, move_to_subnet, set_pins
 from taltasks.sim import scenario as sc
 from taltasks.sim.verdict import health_at, most_not_ready, node_starts  # noqa: F401 - re-exported for the tests
 from taltasks.sim.world import SimWorld
@@ -126,11 +127,20 @@ def demo_cluster(
     ceph_recovery: float | None = None,
     scenario_extra: str = "",
     tuppr_plan: bool = True,
+    pins: dict[str, str] | None = None,
+    node_versions: dict[str, str] | None = None,
+    target: str = NEW,
     **policy: str,
 ) -> DemoCluster:
     """``scenario_extra`` is appended to the scenario (e.g. a ``tuppr:`` section);
-    ``tuppr_plan`` creates an unmanaged TalosUpgrade for the pause tests."""
+    ``tuppr_plan`` creates an unmanaged TalosUpgrade for the pause tests. ``pins`` start
+    the repo elsewhere than v1.11.5 / Kubernetes v1.34.3, ``node_versions`` make some nodes
+    run another Talos (a mixed cluster), and ``target`` is the Talos the bump asks for — a
+    1.14 target comes with the shipped patches in the 1.14 form, as the maintainer's commit
+    on the Renovate PR does (``invoke demo``)."""
     repo = move_to_subnet(copy_demo(tmp_path / "repo"), subnet)
+    if pins:
+        set_pins(repo, pins)
     text = SCENARIO.read_text()
     if faults:
         text = text.replace("faults: []", "faults:\n" + "".join(f"  - {_flow(f)}\n" for f in faults))
@@ -143,6 +153,8 @@ def demo_cluster(
     scenario_file.write_text(text)
     scenario = sc.load(scenario_file)
     scenario.timings.update({**FAST, **(timings or {})})
+    for host, version in (node_versions or {}).items():
+        scenario.nodes.setdefault(host, {})["version"] = version
     directory = tmp_path / "sim"
     world = SimWorld.from_repo(repo, scenario, directory=directory).start()
     try:
@@ -152,7 +164,11 @@ def demo_cluster(
     except BaseException:
         world.stop()
         raise
-    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
+    set_pins(repo, {"talosVersion": target})
+    if target.startswith("v1.14"):
+        shutil.rmtree(repo / "talos" / "patches")
+        shutil.copytree(REPO_ROOT / "talos" / "patches", repo / "talos" / "patches")
+        move_to_subnet(repo, subnet)
     write_policy(repo, **policy)
     return DemoCluster(repo, world)
 

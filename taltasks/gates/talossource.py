@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from taltasks.errors import ConnectionFailed, TaltasksError
 from taltasks.gates.sources import EtcdMember, EtcdView, MachineState, Unsubscribe
 from taltasks.talos.client import TalosClient
+from taltasks.talos.results import NodeError, NodeResult, TalosCallError
+
+T = TypeVar("T")
 
 MACHINE_STATUS = "MachineStatuses.runtime.talos.dev"
 RECONNECT_DELAY = 0.2
@@ -64,7 +67,7 @@ class ApiTalosSource:
     def machine(self, node: str) -> MachineState:
         [version] = self.client.version([node])
         if not version.ok or version.value is None:
-            raise _unreachable(node, str(version.error.message if version.error else "no reply"))
+            raise _unreachable(node, _why(version.error))
         try:
             status = self.client.get(MACHINE_STATUS, "machine", namespace="runtime", node=node)
             boot_id = self._boot_id(node)
@@ -85,20 +88,20 @@ class ApiTalosSource:
     def etcd(self, node: str) -> EtcdView:
         [services] = self.client.services([node])
         if not services.ok or services.value is None:
-            raise _unreachable(node, str(services.error.message if services.error else "no reply"))
+            raise _unreachable(node, _why(services.error))
         service = next((s for s in services.value if s.id == "etcd"), None)
         if service is None:
             return EtcdView(node, "absent", False, errors=("no etcd service on this node",))
         errors: list[str] = []
         members: tuple[EtcdMember, ...] = ()
-        [listed] = self.client.etcd_members([node])
+        [listed] = _unless_cut(self.client.etcd_members([node]), "EtcdMemberList")
         if listed.ok and listed.value is not None:
             members = tuple(EtcdMember(m.id, m.hostname, m.is_learner) for m in listed.value)
         else:
             errors.append(f"member list: {listed.error.message if listed.error else 'no reply'}")
         member_id = leader_id = None
         learner = False
-        [status] = self.client.etcd_status([node])
+        [status] = _unless_cut(self.client.etcd_status([node]), "EtcdStatus")
         if status.ok and status.value is not None:
             member_id, leader_id = status.value.member_id, status.value.leader
             learner = status.value.is_learner
@@ -120,7 +123,6 @@ class ApiTalosSource:
         """The kernel boot id, or "" when this talosconfig's role may not read it (Talos
         before 1.14 has it only behind the admin-only Read; the gates then fall back to
         the Kubernetes Node's ``nodeInfo.bootID``)."""
-        from taltasks.talos.results import TalosCallError
 
         try:
             return self.client.boot_id(node)
@@ -172,7 +174,6 @@ class ApiTalosSource:
 
     def _follow(self, node: str) -> None:
         from taltasks.talos.client import StreamInterrupted
-        from taltasks.talos.results import TalosCallError
 
         delay = RECONNECT_DELAY
         while not self._stop.is_set():
@@ -194,6 +195,20 @@ class ApiTalosSource:
             self._notify(node)
             self._stop.wait(delay)
             delay = min(MAX_RECONNECT_DELAY, delay * 2)
+
+
+def _why(error: NodeError | None) -> str:
+    """A node's error with its code, so a read the wait's deadline cut short says so."""
+    return f"{error.message} ({error.code})" if error is not None else "no reply"
+
+
+def _unless_cut(results: list[NodeResult[T]], method: str) -> list[NodeResult[T]]:
+    """A per-node read the wait's deadline cut short is no observation: raise it, as the
+    whole call's failure, instead of reporting it as what etcd said."""
+    for r in results:
+        if r.error is not None and r.error.code == "DEADLINE_EXCEEDED":
+            raise TalosCallError(method, r.error)
+    return results
 
 
 def _unreachable(node: str, why: Any) -> TalosNodeUnreachable:

@@ -83,6 +83,7 @@ TALOS_FAULTS = {
     "keepsOldVersion": "keeps_old_version",
     "etcdUnhealthy": "etcd_unhealthy",
     "unreachable": "unreachable",
+    "drainStuck": "drain_stuck",
     "upgradeHangs": "upgrade_hangs",
     "criStalled": "cri_stalled",
     "timeUnsynced": "time_unsynced",

@@ -3,6 +3,7 @@
 Used by the demo's closing verdict and by the tests: the facts come from the simulator's
 own account (``Recorder``), never from what the tool under test says about itself.
 
+* ``talos_upgrades`` — the nodes upgraded, on either path (legacy Upgrade, LifecycleService);
 * ``most_not_ready`` — the largest number of Nodes NotReady at the same time;
 * ``node_starts`` — where each node's upgrade began: the first change made to its Node
   (the cordon) after a point in the record;
@@ -29,6 +30,18 @@ from typing import Any
 from taltasks.sim.record import Recorder
 
 CNPG_HEALTHY = "Cluster in healthy state"
+
+
+def talos_upgrades(recorder: Recorder, since: int = 0) -> list[str]:
+    """The nodes (in order) whose Talos was upgraded from ``since`` on, on either path: a
+    legacy ``Upgrade`` accepted, or a LifecycleService installer that exited 0."""
+    out = []
+    for e in recorder.entries():
+        if e.seq < since:
+            continue
+        if e.kind == "talos.upgrade" or (e.kind == "talos.lifecycle_upgrade_done" and e["exit_code"] == 0):
+            out.append(e["node"])
+    return out
 
 
 def most_not_ready(recorder: Recorder, since: int = 0) -> int:

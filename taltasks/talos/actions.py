@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from taltasks import deadline as deadlines
 from taltasks.errors import OperationFailed
 from taltasks.talos.client import StreamInterrupted, TalosClient
-from taltasks.talos.results import ActionAck, MachineEvent, TalosCallError
+from taltasks.talos.results import ActionAck, InstallerRun, MachineEvent, TalosCallError
 
 
 @dataclass
@@ -186,27 +186,95 @@ def _wait_new_boot_id(client: TalosClient, node: str, before: str, deadline: flo
         time.sleep(poll)
 
 
+class InstallerFailed(OperationFailed):
+    """LifecycleService.Upgrade ran the installer and it exited non-zero (nothing rebooted)."""
+
+
+@dataclass
+class NodeUpgrade:
+    """One node's Talos upgrade, step by step, on the path the version it runs calls for
+    (:mod:`taltasks.talos.generations`), so a workflow can put its own steps between them:
+
+    ============  =========================================  ==============================
+    step          Talos 1.13+ (``lifecycle``)                 older (``legacy``)
+    ============  =========================================  ==============================
+    ``pull``      ``ImageService.Pull`` (system containerd)  ``MachineService.ImagePull``
+    ``install``   ``LifecycleService.Upgrade`` (exit code)    — (Upgrade installs)
+    ``reboot``    ``MachineService.Reboot``, followed         ``MachineService.Upgrade``, followed
+    ============  =========================================  ==============================
+
+    ``pull`` changes nothing: a bad image fails there. Every call goes to the node with
+    ``node`` metadata. The legacy ``Upgrade`` is sent without ``preserve`` (it preserves
+    nothing since 1.8 and would switch off Talos's etcd check from 1.12.9 / 1.13.4);
+    ``force`` is passed on only there (the lifecycle path has no etcd check to skip).
+    """
+
+    client: TalosClient
+    node: str
+    image: str
+    force: bool = False
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            self.path = self.client.generation(self.node).upgrade_path
+
+    def pull(self) -> str:
+        """The installer, pulled onto the node; its reference as pulled."""
+        if self.path == "lifecycle":
+            return self.client.pull_image(self.image, node=self.node)
+        [pulled] = self.client.image_pull(self.image, nodes=[self.node], cri=False)
+        if pulled.error is not None:
+            raise TalosCallError("ImagePull", pulled.error)
+        return self.image
+
+    def install(self, on_output: Callable[[str], None] | None = None) -> InstallerRun | None:
+        """Run the installer (lifecycle path); raises :class:`InstallerFailed` on a non-zero
+        exit code. Nothing on the legacy path, whose Upgrade installs and reboots at once."""
+        if self.path != "lifecycle":
+            return None
+        run = self.client.lifecycle_upgrade(self.image, node=self.node, on_output=on_output)
+        if not run.ok:
+            tail = "; ".join(run.output[-3:]) or "no output"
+            raise InstallerFailed(
+                f"the installer {self.image} exited with code {run.exit_code} ({tail})",
+                where=self.node,
+                hint="nothing was rebooted; check the image (invoke talos.plan) and the node's logs",
+            )
+        return run
+
+    def reboot(
+        self,
+        *,
+        timeout: float = 30 * 60,
+        on_event: Callable[[MachineEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RebootOutcome:
+        """Boot into the new version and wait until the node is back (new boot id, running,
+        ready)."""
+        if self.path == "lifecycle":
+            act = lambda: self.client.reboot(node=self.node)  # noqa: E731
+        else:
+            act = lambda: self.client.upgrade(self.image, node=self.node, force=self.force)  # noqa: E731
+        return follow_reboot(self.client, self.node, act, timeout=timeout, on_event=on_event, cancel=cancel)
+
+
 def upgrade(
     client: TalosClient,
     node: str,
     image: str,
     *,
-    preserve: bool = True,
     force: bool = False,
-    stage: bool = False,
     timeout: float = 30 * 60,
     on_event: Callable[[MachineEvent], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> RebootOutcome:
-    """Upgrade ``node`` to ``image`` and wait until it runs again with a new boot id."""
-    return follow_reboot(
-        client,
-        node,
-        lambda: client.upgrade(image, node=node, preserve=preserve, force=force, stage=stage),
-        timeout=timeout,
-        on_event=on_event,
-        cancel=cancel,
-    )
+    """Upgrade ``node`` to ``image`` (pull, install, reboot on the path its version calls
+    for) and wait until it runs again with a new boot id."""
+    steps = NodeUpgrade(client, node, image, force=force)
+    steps.pull()
+    steps.install()
+    return steps.reboot(timeout=timeout, on_event=on_event, cancel=cancel)
 
 
 def reboot(

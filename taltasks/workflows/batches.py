@@ -156,7 +156,10 @@ def run_batch(run: Any, steps: Sequence[PlanStep], *, done: int, total: int) -> 
 
         def drain_then_upgrade(host: str) -> None:
             # every node of the batch is cordoned and its primaries are gone: a node may go
-            # down as soon as its own drain is done, without waiting for the others'
+            # down as soon as its own installer and drain are done, without waiting for the others'
+            phase[host] = "install"
+            run._install(by_host[host])
+            phase[host] = "drain"
             if policy.drain.enabled:
                 run._drain(host)
             phase[host] = "upgrade"

@@ -319,11 +319,11 @@ def _node_versions(world: Any) -> list[dict[str, Any]]:
 def verdict(world: Any, since: int) -> dict[str, Any]:
     """Safety as the simulator saw it from record position ``since`` (the start of the Talos
     upgrade), not as the tool reports it."""
-    from taltasks.sim.verdict import safety
+    from taltasks.sim.verdict import safety, talos_upgrades
 
     s = safety(world.recorder, since)
     return {
-        "upgrades": len(world.recorder.entries("talos.upgrade")),
+        "upgrades": len(talos_upgrades(world.recorder)),
         "most_nodes_down_at_once": s.most_not_ready,
         "unsafe_starts": s.unsafe_starts,
     }

@@ -7,15 +7,21 @@ the real clients:
 2. **plan** — :func:`~taltasks.workflows.plan.plan_upgrade`, emitted as the ``plan``
    event; refusals (downgrade, unreachable node) stop here with nothing changed, and so
    does ``--dry-run``;
-3. **guard** — a control plane whose reboot would cost etcd its quorum is refused before
-   anything changes (``--force`` skips only this);
+3. **guards** — another upgrader at work (a node mid-upgrade, tuppr, Omni:
+   :mod:`~taltasks.workflows.upgraders`) is refused, and so is a control plane whose
+   reboot would cost etcd its quorum, before anything changes (``--force`` skips only the
+   quorum guard);
 4. **run**, journaled, with every temporary change on a cleanup stack undone in
-   ``finally`` (also on Ctrl-C, SIGTERM, SIGHUP): preflight gates; Flux suspended, CNPG
+   ``finally`` (also on Ctrl-C, SIGTERM, SIGHUP): preflight gates; every planned node's
+   installer pulled (a bad image stops the run here, nothing changed); Flux suspended, CNPG
    maintenance window, tuppr paused, as the policy says; then per node — pre gates stable
    → quorum guard → etcd snapshot before the first control plane → cordon → CNPG
-   primaries off the node → drain (Eviction API, PDB-aware, deadline) → Upgrade with
-   ``preserve`` followed to a new boot → back gates (new boot id, new version, running,
-   ready, Node Ready) → uncordon → post gates stable from the uncordon.
+   primaries off the node → installer (Talos 1.13+: LifecycleService.Upgrade) → drain
+   (Eviction API, PDB-aware, deadline) → reboot into the new version (1.13+: Reboot; older:
+   the legacy Upgrade, without ``preserve``) followed to a new boot → back gates (new boot
+   id, new version, running, ready, Node Ready) → uncordon → post gates stable from the
+   uncordon. The path is chosen per node from the version it runs
+   (:class:`~taltasks.talos.actions.NodeUpgrade`).
 
 A failure stops the run at that node (:class:`UpgradeStopped`: which node, which step,
 what was seen, how to resume); nothing after it is touched. Running the same command again
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     from taltasks.gates.engine import GateEngine
     from taltasks.gates.talossource import ApiTalosSource
     from taltasks.kube.client import KubeClient
+    from taltasks.talos.actions import NodeUpgrade
     from taltasks.talos.client import TalosClient
     from taltasks.workflows.batches import BatchDecision
     from taltasks.workflows.cleanup import CleanupStack, Undo
@@ -204,6 +211,7 @@ class _Run:
         self.cleanup: CleanupStack | None = None
         self.result: UpgradeResult | None = None
         self.batches: BatchDecision | None = None  # failure-domain batching, when the policy asks
+        self.node_upgrades: dict[str, NodeUpgrade] = {}  # per node: its path, pulled in advance
 
     # ---- top level --------------------------------------------------------------------------
 
@@ -218,6 +226,10 @@ class _Run:
         self.result = result = UpgradeResult(plan, resumed=previous.status if previous else None)
         self.emitter.emit("plan", f"plan: {plan.summary()}", steps=plan.rows(), dry_run=self.options.dry_run)
         plan.require_executable()
+        if plan.actions:  # another upgrader at work: refuse before anything changes (--force or not)
+            from taltasks.workflows.upgraders import refuse_if_busy
+
+            refuse_if_busy(self.talos.client, self.kube, self.cluster.nodes)
         if self.options.dry_run:
             return result
         leftovers = previous is not None and not previous.finished and bool(previous.pending)
@@ -276,6 +288,7 @@ class _Run:
                 return  # only leftovers of a killed run to undo
             with self._step(None, "preflight", "preflight gates"):
                 self.engine.wait(self.policy.preflight, GateContext(self.cluster.nodes, stage="preflight"))
+            self._pull(plan.actions)  # a bad installer image fails here, before any change
             self._maintenance_on()
             total, done = len(plan.actions), 0
             for batch in plan.batches():
@@ -436,6 +449,8 @@ class _Run:
                 cordon(self.kube, host, emitter=self.emitter)
             current = "switchover"
             self._primaries_off(host)
+            current = "install"
+            self._install(step)
             if policy.drain.enabled:
                 current = "drain"
                 self._drain(host)
@@ -578,29 +593,79 @@ class _Run:
             raise
         self.journal.step(host, "drain", "done", evicted=[str(p) for p in result.evicted])
 
+    def _pull(self, steps: Sequence[PlanStep]) -> None:
+        """Pull every planned node's installer first, all at once, on the path each node's
+        running version calls for (ImageService.Pull on 1.13+, MachineService.ImagePull
+        before): a missing or unpullable image stops the run here, with nothing changed."""
+        from taltasks.talos.actions import NodeUpgrade
+
+        client = self.talos.client
+        for step in steps:
+            ip = self.cluster.node(step.hostname).ip
+            self.node_upgrades[step.hostname] = NodeUpgrade(client, ip, step.image, force=self.options.force)
+        paths = {s.hostname: self.node_upgrades[s.hostname].path for s in steps}
+        listing = ", ".join(f"{h} ({p})" for h, p in paths.items())
+        with self._step(
+            None, "pull", f"pulling the installer onto {listing}", nodes=list(paths), paths=paths
+        ):
+            failures = client.parallel([lambda s=s: self._pull_one(s) for s in steps])
+            failed = [f for f in failures if f is not None]
+            if failed:
+                host, exc = failed[0]
+                raise UpgradeStopped(host, "pull", exc, done=0, left=len(steps), command=self.options.command)
+
+    def _pull_one(self, step: PlanStep) -> tuple[str, TaltasksError] | None:
+        try:
+            pulled = self.node_upgrades[step.hostname].pull()
+        except TaltasksError as exc:
+            return step.hostname, exc
+        self.emitter.emit("info", f"installer pulled: {pulled}", node=step.hostname, step="pull")
+        return None
+
+    def _steps_of(self, step: PlanStep) -> NodeUpgrade:
+        from taltasks.talos.actions import NodeUpgrade
+
+        found = self.node_upgrades.get(step.hostname)
+        if found is None:  # not pulled in advance (a single node resumed): the path decides now
+            ip = self.cluster.node(step.hostname).ip
+            found = self.node_upgrades[step.hostname] = NodeUpgrade(
+                self.talos.client, ip, step.image, force=self.options.force
+            )
+        return found
+
+    def _install(self, step: PlanStep) -> None:
+        """Run the installer (Talos 1.13+: LifecycleService.Upgrade); nothing on the legacy
+        path, where the Upgrade call installs and reboots at once."""
+        steps = self._steps_of(step)
+        if steps.path != "lifecycle":
+            return
+
+        def output(line: str) -> None:
+            self.emitter.emit("info", line, node=step.hostname, step="install")
+
+        with self._step(step.hostname, "install", f"running the installer {step.image} on {step.hostname}"):
+            steps.install(on_output=output)
+
     def _upgrade(self, step: PlanStep, node: Node, boot_id: str) -> None:
-        from taltasks.talos import actions
+        """Boot the node into the new version and follow it back: Reboot after the
+        installer (1.13+), or the legacy Upgrade, which installs and reboots."""
 
         def progress(event: Any) -> None:
             if event.type == "MachineStatusEvent" and event.stage:
                 self.emitter.emit("info", f"stage {event.stage.lower()}", node=step.hostname, step="upgrade")
 
+        steps = self._steps_of(step)
+        how = "rebooting into" if steps.path == "lifecycle" else "upgrading to"
         with self._step(
             step.hostname,
             "upgrade",
-            f"upgrading {step.hostname} to {step.image} (preserve)",
+            f"{how} {step.image} on {step.hostname} ({steps.path} path)",
             boot_id=boot_id,
             desired=step.desired,
             image=step.image,
+            path=steps.path,
         ):
-            outcome = actions.upgrade(
-                self.talos.client,
-                node.ip,
-                step.image,
-                preserve=True,
-                timeout=self.policy.timeouts.reboot,
-                on_event=progress,
-            )
+            outcome = steps.reboot(timeout=self.policy.timeouts.reboot, on_event=progress)
         self.emitter.emit(
             "info",
             f"back after {outcome.seconds:.1f}s: boot id {outcome.boot_id_after[:8]}, Talos {outcome.version_after}",

@@ -80,6 +80,7 @@ class NodeFaults:
     cri_stalled: bool = False  # CRI does not come up: Bootstrap refused "not available yet"
     time_unsynced: bool = False  # the clock never syncs: Bootstrap refused "time is not in sync yet"
     vanished: bool = False  # power loss / partition: answers nothing, closes nothing (until cleared)
+    drain_stuck: bool = False  # Talos's own drain (legacy upgrade sequence) waits, as on a PDB
 
     def as_dict(self) -> dict[str, bool]:
         return dict(self.__dict__)
@@ -514,6 +515,12 @@ class SimNode:
         self.resources.close()
         self.record("talos.down", boot_id=self.boot_id, stage=stage.text)
 
+    def _hold_while(self, fault: str) -> None:
+        """Stay at this point of a sequence while ``fault`` is set (cleared, or the world stops)."""
+        with self._fault_changed:
+            while getattr(self.faults, fault) and not self.cluster.stopping.is_set():
+                self._fault_changed.wait(0.2)
+
     def _stay_down(self, seconds: float) -> None:
         """Wait out a reboot; a ``never_returns`` fault holds the node down until cleared."""
         self._sleep(seconds)
@@ -539,6 +546,8 @@ class SimNode:
                 self.set_stage(stage, ready=False, actor=actor)
                 for phase, tasks in phases:
                     self.events.publish(m.PhaseEvent(phase=phase, action=m.PhaseEvent.START), actor)
+                    if phase == "drain":
+                        self._hold_while("drain_stuck")
                     for task in tasks:
                         self.events.publish(m.TaskEvent(task=task, action=m.TaskEvent.START), actor)
                         self.events.publish(m.TaskEvent(task=task, action=m.TaskEvent.STOP), actor)
@@ -630,6 +639,16 @@ class SimNode:
             while self.faults.vanished and alive() and not self.cluster.stopping.is_set():
                 self._fault_changed.wait(0.1)
         return not self.faults.vanished and alive()
+
+    def manage_by_omni(self, host: str | None) -> None:
+        """Connect the machine to Omni over SideroLink (``host``), or disconnect it (None):
+        its ``SiderolinkStatuses`` resource appears or goes, as Talos publishes it."""
+        self.siderolink_host = host
+        if host is None:
+            self.resources.delete("config", "SiderolinkStatuses.siderolink.talos.dev", "siderolink-status")
+        else:
+            self._publish_static_resources()
+        self.record("talos.omni", host=host)
 
     def replace_hardware(self, version: str | None = None) -> None:
         """The machine at this address is swapped for a new one that boots the installer ISO
