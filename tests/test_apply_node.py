@@ -1,12 +1,14 @@
 """talos.apply-node against the demo repository's simulated cluster: dry-run diffs, live
-changes, changes that reboot (followed until the node is back), and maintenance mode
-found out without being told."""
+changes, changes that reboot (safely: cordoned and drained first, followed until the node is
+back), each as the node's Talos version serves it — 1.14 takes reboot-only changes without
+a reboot and apply-node says they are not in effect yet — and maintenance mode found out
+without being told."""
 
 from __future__ import annotations
 
 import pytest
 
-from configure_support import copy_demo, edit, move_to_subnet, run_invoke
+from configure_support import copy_demo, edit, move_to_subnet, run_invoke, set_pins
 from taltasks.errors import InputError
 from taltasks.model import load_cluster
 from taltasks.sim.scenario import Scenario
@@ -19,12 +21,29 @@ SYSCTLS = "talos/patches/global/machine-sysctls.yaml"
 KERNEL = "talos/patches/worker/machine-kernel.yaml"
 
 
-def start(tmp_path, subnet, *, maintenance: bool = False):
-    repo = move_to_subnet(copy_demo(tmp_path / "repo"), subnet)
+def start(tmp_path, subnet, *, maintenance: bool = False, shipped: bool = False, talos: str | None = None):
+    """The demo repo's cluster: before 1.14 (Talos v1.11.5) unless ``shipped`` (Talos 1.14,
+    its documents); ``talos`` pins another version."""
+    repo = move_to_subnet(copy_demo(tmp_path / "repo", shipped=shipped), subnet)
+    if talos:
+        set_pins(repo, {"talosVersion": talos})
     world = SimWorld.from_repo(
         repo, Scenario(timings=dict(FAST), maintenance=maintenance), directory=tmp_path / "sim"
     ).start()
     return repo, world, TalosConfig.load(str(tmp_path / "sim" / "talosconfig")).context()
+
+
+def kube_of(world):
+    """What the task hands apply_node: a way to connect to Kubernetes, used only to reboot."""
+    from taltasks.kube.client import connect
+
+    return lambda: connect(world.files.kubeconfig)
+
+
+def node_writes(world, host: str) -> list:
+    return [
+        e for e in world.recorder.entries("kube.api", resource="nodes", verb="patch") if e["name"] == host
+    ]
 
 
 @pytest.fixture
@@ -58,20 +77,114 @@ def test_dry_run_shows_the_diff_then_a_live_change_applies_without_reboot(config
     assert world.talos.node("worker-1").boot_id == boot
 
 
-def test_a_change_that_needs_a_reboot_waits_for_the_node_to_be_back(configured):
+def test_a_change_that_needs_a_reboot_reboots_safely_up_to_1_13(configured):
+    """Talos 1.11's AUTO would reboot the node by itself: apply-node cordons and drains it
+    first, lets Talos reboot it, waits until it is back and uncordons it."""
     repo, world, context = configured
     edit(repo / KERNEL, "      - name: nbd", "      - name: nbd\n      - name: dm_crypt")
     node = world.talos.node("worker-2")
     boot = node.boot_id
+    with pytest.raises(InputError, match="needs the Kubernetes API to cordon and drain"):
+        apply_node(repo, load_cluster(repo), "worker-2", context)  # no way to drain: refused
+    assert world.recorder.entries("talos.apply") == [] and node.boot_id == boot
 
-    done = apply_node(repo, load_cluster(repo), "worker-2", context)
-    assert (done.mode, done.rebooted) == ("REBOOT", True)
+    done = apply_node(repo, load_cluster(repo), "worker-2", context, kube=kube_of(world))
+    assert (done.mode, done.rebooted, done.in_effect) == ("REBOOT", True, True)
     assert "machine.kernel" in done.details
     # returned only once the node was back: running, ready, on a new boot
     assert node.boot_id != boot and node.stage.text == "running" and node.ready
-    applied = world.recorder.entries("talos.apply", node="worker-2")[0]
+    [cordon, uncordon] = node_writes(world, "worker-2")
+    [applied] = world.recorder.entries("talos.apply", node="worker-2")
     booted = world.recorder.entries("talos.boot", node="worker-2")[-1]
-    assert applied.seq < booted.seq and booted["boot_id"] == node.boot_id
+    assert cordon.seq < applied.seq < booted.seq < uncordon.seq and booted["boot_id"] == node.boot_id
+    assert applied["mode"] == "REBOOT"  # Talos's own REBOOT mode, which 1.11 has
+    assert not world.kube.store.get("nodes", "worker-2")["spec"].get("unschedulable")
+
+
+RBD_PARAMETERS = ("name: rbd\n", "name: rbd\nparameters:\n  - single_major=Y\n")
+
+
+@pytest.fixture
+def talos14(tmp_path, loopback_subnet):
+    repo, world, context = start(tmp_path, loopback_subnet, shipped=True)
+    assert {n.version for n in world.talos.nodes} == {"v1.14.7"}
+    yield repo, world, context
+    world.stop()
+
+
+def test_on_1_14_a_change_that_needs_a_reboot_is_reported_not_claimed(talos14, tmp_path):
+    """Talos 1.14 takes module parameters without a reboot (AUTO is NO_REBOOT) and they act
+    only at the next boot: apply-node says so, and does not say the change took effect."""
+    repo, world, context = talos14
+    edit(repo / KERNEL, *RBD_PARAMETERS)
+    node = world.talos.node("worker-1")
+    boot = node.boot_id
+    preview = apply_node(repo, load_cluster(repo), "worker-1", context, ApplyOptions(dry_run=True))
+    assert (preview.mode, preview.in_effect) == ("NO_REBOOT", False)
+    assert "Not in effect until the node reboots" in preview.details
+
+    result = run_invoke(
+        "talos.apply-node",
+        "--node",
+        "worker-1",
+        "--root",
+        str(repo),
+        "--talosconfig",
+        str(tmp_path / "sim" / "talosconfig"),
+        cwd=repo,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "NOT in effect yet" in result.stderr
+    assert "KernelModuleConfig/rbd parameters" in result.stderr and "after a reboot" in result.stderr
+    assert "--mode reboot" in result.stderr
+    [applied] = world.recorder.entries("talos.apply", node="worker-1")
+    assert applied["mode"] == "NO_REBOOT"
+    assert node.boot_id == boot and node_writes(world, "worker-1") == []  # no reboot, no cordon
+
+
+def test_on_1_14_mode_reboot_applies_then_reboots_safely(talos14):
+    repo, world, context = talos14
+    edit(repo / KERNEL, *RBD_PARAMETERS)
+    node = world.talos.node("worker-3")
+    boot = node.boot_id
+    done = apply_node(
+        repo, load_cluster(repo), "worker-3", context, ApplyOptions(mode="reboot"), kube=kube_of(world)
+    )
+    assert (done.mode, done.rebooted, done.in_effect) == ("REBOOT", True, True)
+    assert "KernelModuleConfig/rbd parameters" in done.details
+    assert node.boot_id != boot and node.stage.text == "running" and node.ready
+    rec = world.recorder
+    [cordon, uncordon] = node_writes(world, "worker-3")
+    [applied] = rec.entries("talos.apply", node="worker-3")
+    assert applied["mode"] == "NO_REBOOT"  # never the REBOOT mode 1.14 refuses
+    reboots = [e for e in rec.entries("talos.api", method="Reboot") if e["targets"] == [node.ip]]
+    assert [(e["routing"], e["code"]) for e in reboots] == [("node", "OK")]
+    [rebooted] = rec.entries("talos.reboot", node="worker-3")
+    evicted = [e for e in rec.entries("kube.api", verb="create") if e.get("subresource") == "eviction"]
+    assert cordon.seq < applied.seq < rebooted.seq < uncordon.seq
+    assert all(cordon.seq < e.seq < rebooted.seq for e in evicted)
+    assert not world.kube.store.get("nodes", "worker-3")["spec"].get("unschedulable")
+
+
+@pytest.mark.parametrize(("talos", "staged"), [("v1.11.5", False), ("v1.13.9", True)])
+def test_maintenance_mode_takes_the_modes_its_version_serves(tmp_path, loopback_subnet, talos, staged):
+    repo, world, context = start(tmp_path, loopback_subnet, maintenance=True, talos=talos)
+    try:
+        node = world.talos.node("worker-1")
+        options = ApplyOptions(mode="staged")
+        if staged:  # 1.13+: apid read-only takes it and keeps it for the next boot
+            done = apply_node(repo, load_cluster(repo), "worker-1", context, options)
+            assert (done.mode, done.in_effect, done.maintenance) == ("STAGED", False, True)
+            assert node.maintenance
+            assert [e["mode"] for e in world.recorder.entries("talos.apply", node="worker-1")] == [
+                "maintenance-staged"
+            ]
+        else:  # up to 1.12 the maintenance service has no staged mode: refused before sending
+            with pytest.raises(InputError, match="takes no 'staged' apply"):
+                apply_node(repo, load_cluster(repo), "worker-1", context, options)
+            assert world.recorder.entries("talos.apply") == []
+    finally:
+        world.stop()
 
 
 def test_unknown_mode_and_unknown_node_are_refused(configured):

@@ -16,6 +16,9 @@ Facts from siderolabs/talos (v1.8 … v1.13.9, v1.14.0-rc.1):
 * **Fan-out.** One-to-many ``nodes`` proxying is for ``MachineService`` & co. only from 1.13
   (never for LifecycleService / ImageService) and deprecated in 1.14; talosctl 1.14 fans out
   itself, one call per node with ``node``.
+* **Maintenance mode.** Up to 1.12 a separate maintenance service takes apply modes auto,
+  reboot and try; from 1.13 apid serves it read-only and takes every mode (REBOOT as
+  NO_REBOOT, STAGED kept for the next boot).
 * **Boot id.** 1.14 publishes ``BootIDs.runtime.talos.dev`` (readable by os:reader); before,
   only the admin-only ``Read`` of ``/proc/sys/kernel/random/boot_id`` has it.
 """
@@ -33,18 +36,21 @@ class Generation:
     apply_auto_may_reboot: bool  # AUTO reboots by itself when the change needs it
     nodes_proxying: bool  # `nodes` one-to-many may be used for this node (before 1.13)
     boot_id_resource: bool
+    maintenance_apply_modes: frozenset[str]  # apply modes a node in maintenance mode takes
 
     @property
     def upgrade_path(self) -> str:
         return "lifecycle" if self.lifecycle_upgrade else "legacy"
 
 
+_ALL_MODES = frozenset({"auto", "reboot", "no-reboot", "staged", "try"})
 _LEGACY = dict(
     lifecycle_upgrade=False,
     apply_reboot_mode=True,
     apply_auto_may_reboot=True,
     nodes_proxying=True,
     boot_id_resource=False,
+    maintenance_apply_modes=frozenset({"auto", "reboot", "try"}),  # the maintenance service
 )
 
 GENERATIONS: dict[tuple[int, int], Generation] = {
@@ -56,6 +62,7 @@ GENERATIONS: dict[tuple[int, int], Generation] = {
         apply_auto_may_reboot=True,
         nodes_proxying=False,
         boot_id_resource=False,
+        maintenance_apply_modes=_ALL_MODES,  # apid read-only: REBOOT taken as NO_REBOOT
     ),
     (1, 14): Generation(
         (1, 14),
@@ -64,6 +71,7 @@ GENERATIONS: dict[tuple[int, int], Generation] = {
         apply_auto_may_reboot=False,
         nodes_proxying=False,
         boot_id_resource=True,
+        maintenance_apply_modes=_ALL_MODES,
     ),
 }
 

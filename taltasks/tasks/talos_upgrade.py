@@ -281,8 +281,9 @@ def _plan_fleet(fleet_file: str, json: bool, allow_downgrade: bool) -> None:
     help={
         "root": COMMON_HELP["root"],
         "talosconfig": COMMON_HELP["talosconfig"],
+        "kubeconfig": COMMON_HELP["kubeconfig"] + "; used to cordon and drain before a reboot",
         "node": "node to configure: hostname or IP from talos/talconfig.yaml",
-        "mode": "auto (default), reboot, no-reboot, staged or try",
+        "mode": "auto (default), reboot (apply, then reboot safely: cordon + drain first), no-reboot, staged or try",
         "dry-run": "show what Talos would do and the config diff (secrets redacted); change nothing",
         "insecure": "the node is in maintenance mode (found out by itself when not given)",
         "timeout": "seconds to wait for the node after a reboot (default: the policy's reboot timeout)",
@@ -298,9 +299,11 @@ def apply_node(
     timeout=None,
     root=None,
     talosconfig=None,
+    kubeconfig=None,
     json=False,
 ):
-    """Apply a node's generated machine config; when that reboots it, wait until it is back."""
+    """Apply a node's generated machine config; a reboot (asked for, or one Talos up to 1.13
+    needs) is done safely and followed until the node is back; what waits for a reboot is said."""
     from taltasks.repo import talosconfig_path
     from taltasks.talos.config import TalosConfig
     from taltasks.workflows.apply import ApplyOptions
@@ -315,11 +318,23 @@ def apply_node(
         dry_run=dry_run,
         insecure=insecure,
         timeout=float(timeout) if timeout else policy.timeouts.reboot,
+        drain_timeout=policy.timeouts.drain,
+        drain=policy.drain,
     )
     reporter, emitter = _emitter(json, plan_table=False)
-    with reporter:
-        outcome = run(path, cluster, node, context, options, emitter=emitter)
+    kubes = []
+
+    def kube():
+        kubes.append(_kube(path, kubeconfig))
+        return kubes[-1]
+
+    try:
+        with reporter:
+            outcome = run(path, cluster, node, context, options, emitter=emitter, kube=kube)
+    finally:
+        for k in kubes:
+            k.close()
     if dry_run:
         print(outcome.details)
     elif not json:
-        print(f"{outcome.node}: {outcome.details or outcome.mode}", file=sys.stderr)
+        print(f"{outcome.node}: {outcome.summary()}", file=sys.stderr)
