@@ -15,8 +15,9 @@ CNPG switchovers, drains, gates, cleanup — and reports:
   Ready, whichever is later) to the next step reaching the cluster (the uncordon request),
   target ≤ 500 ms.
 
-Failure-domain batches (``--batched``, also part of a full run): 3 control planes and 30
-workers in three zones (10 each; ``--quick``: 2 each), one OSD per worker, Ceph pools
+Failure-domain batches (``--batched``, also part of a full run): Talos v1.13.4 → v1.13.9 (the
+1.13+ path: installers pulled before any change, LifecycleService install, Reboot), 3
+control planes and 30 workers in three zones (10 each; ``--quick``: 2 each), one OSD per worker, Ceph pools
 replicated across zones, CNPG clusters with an instance in every zone. Only the workers are
 upgraded, with ``batching: {by: failure-domain}``:
 
@@ -101,11 +102,16 @@ def _settle(repo: Path, talos, kube, policy) -> None:
 
 
 def _reboots_and_reactions(record: list, nodes: list[str]) -> tuple[list[float], list[float]]:
-    """Per node: R (Upgrade received → running and ready on the new boot) and the reaction
-    (back condition true in the simulator → uncordon request arrives)."""
+    """Per node: R (Upgrade received — the legacy Upgrade, or from Talos 1.13 the
+    LifecycleService install — → running and ready on the new boot) and the reaction (back
+    condition true in the simulator → uncordon request arrives)."""
     reboots, reactions = [], []
     for node in nodes:
-        start = next(e for e in record if e.kind == "talos.upgrade" and e.get("node") == node)
+        start = next(
+            e
+            for e in record
+            if e.kind in ("talos.upgrade", "talos.lifecycle_upgrade") and e.get("node") == node
+        )
         back = next(
             e
             for e in record
@@ -139,16 +145,17 @@ def _zoned(directory: Path, workers: int, reboot: float, window: float, pool_dom
     sys.path.insert(0, str(REPO / "tests"))
     from configure_support import edit
     from taltasks.sim.addresses import free_subnet
-    from upgrade_support import NEW, OLD, zoned_repo, zoned_scenario
+    from upgrade_support import MODERN, zoned_repo, zoned_scenario
 
-    repo = zoned_repo(directory / "repo", free_subnet(), workers)
+    old, new, kubernetes = MODERN  # Talos 1.13: ImageService pull, LifecycleService install, Reboot
+    repo = zoned_repo(directory / "repo", free_subnet(), workers, pins=(old, kubernetes))
     (repo / "talos" / "upgrade-policy.yaml").write_text(
         POLICY.format(window=window) + "batching: {by: failure-domain}\n"
     )
     text = zoned_scenario(workers, pool_domain=pool_domain, databases=3, fast=False)
     text += f"timings: {{reboot: {reboot}, boot: 0.1, shutdown: 0.05, upgradePull: 0.05}}\n"
     start_sim(directory / "sim", text, repo=repo)
-    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
+    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {old}", f"talosVersion: {new}")
     return repo, directory / "sim"
 
 

@@ -11,7 +11,7 @@ from taltasks.errors import OperationFailed
 from taltasks.sim.verdict import fewest_ready_instances, lowest_pool_replicas, safety
 from taltasks.workflows.journal import journal_path, read_journal
 from taltasks.workflows.upgrade import OPERATION
-from upgrade_support import NEW, OLD, upgrade, zone_of, zoned_cluster
+from upgrade_support import MODERN, NEW, OLD, upgrade, zone_of, zoned_cluster
 
 WORKERS = 6
 NAMES = tuple(f"worker-{i}" for i in range(1, WORKERS + 1))
@@ -24,14 +24,17 @@ def upgrade_workers(d):
 
 @pytest.fixture
 def zoned(tmp_path, loopback_subnet, request):
-    pools, _, zonal = request.param.partition("+")
-    d = zoned_cluster(tmp_path, loopback_subnet, WORKERS, pool_domain=pools, zonal_db=bool(zonal))
+    pools, *flags = request.param.split("+")
+    versions = MODERN if "modern" in flags else None
+    d = zoned_cluster(
+        tmp_path, loopback_subnet, WORKERS, pool_domain=pools, zonal_db="zonal-db" in flags, versions=versions
+    )
     yield d
     d.stop()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zoned", ["zone"], indirect=True)
+@pytest.mark.parametrize("zoned", ["zone+modern"], indirect=True)
 def test_zone_batches_go_one_zone_at_a_time_and_keep_storage_and_databases_available(zoned):
     d = zoned
     planned = run_invoke("talos.plan", *d.args(), cwd=d.repo)  # the batches as talos.plan shows them
@@ -43,7 +46,15 @@ def test_zone_batches_go_one_zone_at_a_time_and_keep_storage_and_databases_avail
     mark = len(d.recorder.entries())
     result, events = upgrade_workers(d)
     assert sorted(result.upgraded) == sorted(NAMES)
-    assert {h: v for h, v in d.versions().items() if h in NAMES} == dict.fromkeys(NAMES, NEW)
+    assert {h: v for h, v in d.versions().items() if h in NAMES} == dict.fromkeys(NAMES, MODERN[1])
+    # Talos 1.13: every node of a batch on the LifecycleService path, pulled before any change
+    installs = d.recorder.entries("talos.lifecycle_upgrade")
+    assert sorted(e["node"] for e in installs) == sorted(NAMES) and not d.recorder.entries("talos.upgrade")
+    first_cordon = next(
+        e.seq for e in d.recorder.entries("kube.api") if e.seq > mark and e.get("resource") == "nodes"
+    )
+    pulls = d.recorder.entries("talos.image_pull", source="ImageService")
+    assert {e["node"] for e in pulls if e.seq < first_cordon} >= set(NAMES)
     proven = [e.message for e in events.of("info") if e.data.get("step") == "batching"]
     assert proven[0].startswith("batching proven for the run: workers by topology.kubernetes.io/zone")
     assert [e.data["nodes"] for e in events.of("batch.started")] == [

@@ -233,12 +233,19 @@ def zone_of(worker: int) -> str:
     return f"zone-{ZONES[(worker - 1) % len(ZONES)]}"
 
 
-def zoned_repo(dest: Path, subnet: str, workers: int) -> Path:
+MODERN = ("v1.13.4", "v1.13.9", "v1.36.4")  # Talos from, to, and Kubernetes: the 1.13+ upgrade path
+
+
+def zoned_repo(dest: Path, subnet: str, workers: int, *, pins: tuple[str, str] | None = None) -> Path:
     """The demo checkout with 3 control planes and ``workers`` workers spread over three
-    zones (``topology.kubernetes.io/zone`` node labels), on ``subnet``."""
+    zones (``topology.kubernetes.io/zone`` node labels), on ``subnet``; ``pins``: its
+    (talosVersion, kubernetesVersion) when not the pre-1.14 demo's."""
+    from configure_support import set_pins
     from taltasks.sim.addresses import control_plane_address, worker_address
 
     repo = move_to_subnet(copy_demo(dest), subnet)
+    if pins is not None:
+        set_pins(repo, {"talosVersion": pins[0], "kubernetesVersion": pins[1]})
     talconfig = repo / "talos" / "talconfig.yaml"
     text = talconfig.read_text()
     lines = ["nodes:"]
@@ -306,11 +313,14 @@ def zoned_cluster(
     pool_domain: str = "zone",
     zonal_db: bool = False,
     scenario_extra: str = "",
+    versions: tuple[str, str, str] | None = None,
     **policy: str,
 ) -> DemoCluster:
     """A started zoned cluster (:func:`zoned_repo`, :func:`zoned_scenario` plus
-    ``scenario_extra``) with talenv bumped and a fast policy that batches by zone."""
-    repo = zoned_repo(tmp_path / "repo", subnet, workers)
+    ``scenario_extra``) with talenv bumped and a fast policy that batches by zone;
+    ``versions`` = (Talos from, Talos to, Kubernetes), default the pre-1.14 demo's."""
+    old, new, kubernetes = versions or (OLD, NEW, None)
+    repo = zoned_repo(tmp_path / "repo", subnet, workers, pins=(old, kubernetes) if kubernetes else None)
     scenario_file = tmp_path / "scenario.yaml"
     scenario_file.write_text(
         zoned_scenario(workers, pool_domain=pool_domain, zonal_db=zonal_db) + scenario_extra
@@ -323,6 +333,6 @@ def zoned_cluster(
     except BaseException:
         world.stop()
         raise
-    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {OLD}", f"talosVersion: {NEW}")
+    edit(repo / "talos" / "talenv.yaml", f"talosVersion: {old}", f"talosVersion: {new}")
     write_policy(repo, extra=BATCHING_POLICY, **policy)
     return DemoCluster(repo, world)
