@@ -388,6 +388,10 @@ class CephOperator(Controller):
                 "severity": "HEALTH_WARN",
                 "message": f"{len(missing)}/{len(mon_up)} mons down, quorum {','.join(quorum)}",
             }
+        if self.established:
+            # the status may be published before the next reconcile: the record must never
+            # lag what the cluster shows (the verdict and the tests read both)
+            self._record_pools(osd_up)
         short = [p for p in c.pools if self.pools_up(osd_up)[p.name] < p.effective_min_size]
         if short:
             inactive = sum(int(PGS * 0.4) for _ in short)
