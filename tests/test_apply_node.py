@@ -40,6 +40,14 @@ def kube_of(world):
     return lambda: connect(world.files.kubeconfig)
 
 
+def apply_task(repo, tmp_path, host: str, *args: str):
+    """``invoke talos.apply-node --node HOST`` in its own process, against the test's sim."""
+    talosconfig = str(tmp_path / "sim" / "talosconfig")
+    return run_invoke(
+        "talos.apply-node", "--node", host, "--root", str(repo), "--talosconfig", talosconfig, *args, cwd=repo
+    )
+
+
 def node_writes(world, host: str) -> list:
     return [
         e for e in world.recorder.entries("kube.api", resource="nodes", verb="patch") if e["name"] == host
@@ -123,16 +131,7 @@ def test_on_1_14_a_change_that_needs_a_reboot_is_reported_not_claimed(talos14, t
     assert (preview.mode, preview.in_effect) == ("NO_REBOOT", False)
     assert "Not in effect until the node reboots" in preview.details
 
-    result = run_invoke(
-        "talos.apply-node",
-        "--node",
-        "worker-1",
-        "--root",
-        str(repo),
-        "--talosconfig",
-        str(tmp_path / "sim" / "talosconfig"),
-        cwd=repo,
-    )
+    result = apply_task(repo, tmp_path, "worker-1")
     assert result.returncode == 0, result.stderr
     assert "NOT in effect yet" in result.stderr
     assert "KernelModuleConfig/rbd parameters" in result.stderr and "after a reboot" in result.stderr
@@ -205,16 +204,7 @@ def test_maintenance_mode_is_detected_and_the_install_is_followed(tmp_path, loop
         assert (
             not in_maintenance(context, world.talos.node("cp-1").ip) or world.talos.node("cp-1").maintenance
         )
-        result = run_invoke(
-            "talos.apply-node",
-            "--node",
-            "worker-3",
-            "--root",
-            str(repo),
-            "--talosconfig",
-            str(tmp_path / "sim" / "talosconfig"),
-            cwd=repo,
-        )
+        result = apply_task(repo, tmp_path, "worker-3")
         assert result.returncode == 0, result.stderr
         assert "is maintenance mode" in result.stderr and "installed and running" in result.stderr
         assert not node.maintenance and node.stage.text == "running"

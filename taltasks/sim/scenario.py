@@ -20,6 +20,7 @@
       criStart: 0                # after apid answers, CRI comes up (Bootstrap refused until then)
       timeSync: 0                # after apid answers, the clock syncs (Bootstrap refused until then)
       timeSyncWait: 5            # Bootstrap waits this long for time sync before refusing
+      apiLatency: 0              # each node takes this long to answer a call (in parallel)
     nodes:                         # per node, by hostname
       worker-1: {zone: zone-a}      # also: version (mixed clusters), labels, omni: HOST (Omni-managed)
     talosFaults:                   # Talos-side faults, by node
@@ -76,6 +77,7 @@ TIMING_KEYS = {
     "criStart": "cri_start",
     "timeSync": "time_sync",
     "timeSyncWait": "time_sync_wait",
+    "apiLatency": "api_latency",
 }
 NODE_KEYS = {"zone", "labels", "version", "omni"}
 TALOS_FAULTS = {

@@ -115,8 +115,14 @@ def _follow(
                 if on_event:
                     on_event(ev)
                 if ev.error and (not ev.actor_id or ev.actor_id == ack.actor_id):
+                    locked = (ev.data.get("error") or {}).get("code") == "LOCKED"
                     raise OperationFailed(
-                        f"{ev.data.get('sequence', 'sequence')} failed: {ev.error}", where=node
+                        f"{ev.data.get('sequence', 'sequence')} failed: {ev.error}",
+                        where=node,
+                        hint="the node is busy with another sequence (an upgrade, reboot or reset someone "
+                        "else started): wait for it to finish, then try again"
+                        if locked
+                        else None,
                     )
                 if ev.type == "TaskEvent" and ev.data.get("task") == "stopAllServices":
                     went_down = True

@@ -284,18 +284,54 @@ class TalosClient:
         if proxied:
             for r in self._proxied(method, request, proxied, convert, timeout, idempotent):
                 results.setdefault(r.node, r)
+        if idempotent and len(direct) > 1:
+            results.update(self._concurrently(method, request, direct, convert, timeout))
+        rest = [t for t in direct if t not in results]
         for target, r in zip(
-            direct,
+            rest,
             self.parallel(
                 [
                     lambda t=t: self._node_result(method, request, t, convert, timeout, idempotent)
-                    for t in direct
+                    for t in rest
                 ]
             ),
             strict=True,
         ):
             results[target] = r
         return [results.get(t) or NodeResult(t, error=NodeError(t, "UNKNOWN", "no reply")) for t in targets]
+
+    def _concurrently(
+        self, method: str, request: Any, targets: list[str], convert: Callable[[Any], T], timeout: float
+    ) -> dict[str, NodeResult[T]]:
+        """An idempotent read for several nodes, issued all at once on the current channel
+        (grpc futures: no thread per call). A node whose call could not get through
+        (UNAVAILABLE: the endpoint down, a connection cut) is left out, for the careful
+        path (retries, endpoint failover) to ask again."""
+        import grpc
+
+        self._check_deadline(method, [])
+        try:
+            rpc = getattr(self._stub(self.transport.channel(), "machine"), method)
+        except Exception:  # no channel yet (the relay could not start): the careful path says why
+            return {}
+        bounded = deadlines.clip(timeout)
+        calls = {
+            t: rpc.future(request, metadata=[("node", t), *self.call_metadata], timeout=bounded)
+            for t in targets
+        }
+        out: dict[str, NodeResult[T]] = {}
+        for target, call in calls.items():
+            try:
+                reply = call.result()
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                if code != grpc.StatusCode.UNAVAILABLE:
+                    out[target] = NodeResult(
+                        target, error=NodeError(target, code.name, exc.details() or code.name)
+                    )  # type: ignore[attr-defined]
+                continue
+            out[target] = NodeResult(target, value=convert(reply.messages[0]))
+        return out
 
     def parallel(self, calls: Sequence[Callable[[], T]]) -> list[T]:
         """Run ``calls`` at the same time (each in the caller's deadline) and return their

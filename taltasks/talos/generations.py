@@ -25,7 +25,7 @@ Facts from siderolabs/talos (v1.8 … v1.13.9, v1.14.0-rc.1):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class Generation:
 
 
 _ALL_MODES = frozenset({"auto", "reboot", "no-reboot", "staged", "try"})
-_LEGACY = dict(
+# each minor as what it changed from the one before; 1.8 – 1.12 are alike
+_1_12 = Generation(
+    (1, 12),
     lifecycle_upgrade=False,
     apply_reboot_mode=True,
     apply_auto_may_reboot=True,
@@ -52,27 +54,20 @@ _LEGACY = dict(
     boot_id_resource=False,
     maintenance_apply_modes=frozenset({"auto", "reboot", "try"}),  # the maintenance service
 )
-
+_1_13 = replace(
+    _1_12,
+    minor=(1, 13),
+    lifecycle_upgrade=True,
+    nodes_proxying=False,
+    maintenance_apply_modes=_ALL_MODES,  # apid read-only: REBOOT taken as NO_REBOOT
+)
+_1_14 = replace(
+    _1_13, minor=(1, 14), apply_reboot_mode=False, apply_auto_may_reboot=False, boot_id_resource=True
+)
 GENERATIONS: dict[tuple[int, int], Generation] = {
-    **{(1, m): Generation((1, m), **_LEGACY) for m in range(8, 13)},
-    (1, 13): Generation(
-        (1, 13),
-        lifecycle_upgrade=True,
-        apply_reboot_mode=True,
-        apply_auto_may_reboot=True,
-        nodes_proxying=False,
-        boot_id_resource=False,
-        maintenance_apply_modes=_ALL_MODES,  # apid read-only: REBOOT taken as NO_REBOOT
-    ),
-    (1, 14): Generation(
-        (1, 14),
-        lifecycle_upgrade=True,
-        apply_reboot_mode=False,
-        apply_auto_may_reboot=False,
-        nodes_proxying=False,
-        boot_id_resource=True,
-        maintenance_apply_modes=_ALL_MODES,
-    ),
+    **{(1, m): replace(_1_12, minor=(1, m)) for m in range(8, 13)},
+    (1, 13): _1_13,
+    (1, 14): _1_14,
 }
 
 # pre-releases of 1.13 before its new services existed (talosctl's range starts after these)

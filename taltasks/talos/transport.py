@@ -148,6 +148,12 @@ class Transport:
             return result
         raise self._unreachable(errors) from last
 
+    def channel(self) -> grpc.Channel:
+        """The current endpoint's channel for unary calls (made now if need be), for calls
+        the caller issues itself (the client's concurrent fan-out); a failure there is the
+        caller's to send through :meth:`call`, which fails over."""
+        return self._ensure(self.slots[self.current])[1]
+
     def call(self, fn: Callable[[grpc.Channel], T]) -> T:
         """Run ``fn`` against the current endpoint, failing over while endpoints are unreachable."""
         return self._failover(fn)

@@ -31,17 +31,11 @@ MIXED = {
 
 
 @pytest.fixture
-def mixed(loopback_subnet):
+def world(loopback_subnet):
+    """Nodes on several Talos minors (overrides the folder's all-1.11 world; `admin` follows)."""
     w = make_world(loopback_subnet, nodes={k: dict(v) for k, v in MIXED.items()}).start()
     yield w
     w.stop()
-
-
-@pytest.fixture
-def admin(mixed):
-    client = TalosClient.from_context(mixed.talos.talosconfig().context())
-    yield client
-    client.close()
 
 
 def pull(client: TalosClient, ip: str, ref: str) -> list[img.ImageServicePullResponse]:
@@ -60,12 +54,12 @@ def raw_unary(client: TalosClient, method: str, request, metadata, kind: str = "
     return client._unary(method, request, metadata=metadata, timeout=10, idempotent=False, kind=kind)
 
 
-def test_lifecycle_and_image_services_exist_from_1_13(mixed, admin):
-    old = mixed.talos.node("cp-3")  # 1.12
+def test_lifecycle_and_image_services_exist_from_1_13(world, admin):
+    old = world.talos.node("cp-3")  # 1.12
     with pytest.raises(TalosCallError) as info:
         pull(admin, old.ip, "ghcr.io/siderolabs/installer:v1.14.0")
     assert info.value.code == "UNIMPLEMENTED" and "unknown service machine.ImageService" in info.value.message
-    new = mixed.talos.node("cp-2")  # 1.13
+    new = world.talos.node("cp-2")  # 1.13
     ref = "ghcr.io/siderolabs/installer:v1.14.0"
     replies = pull(admin, new.ip, ref)
     assert replies[-1].name.startswith(ref + "@sha256:")
@@ -75,15 +69,15 @@ def test_lifecycle_and_image_services_exist_from_1_13(mixed, admin):
     assert [s.progress.exit_code for s in steps if s.progress.WhichOneof("response") == "exit_code"] == [0]
     # the installer ran, but nothing rebooted: the node runs 1.13 until it reboots
     assert new.version == "v1.13.9" and new.installed_version == "v1.14.0"
-    assert mixed.recorder.entries("talos.lifecycle_upgrade", node="cp-2")
-    calls = mixed.recorder.entries("talos.api", service="machine.LifecycleService")
+    assert world.recorder.entries("talos.lifecycle_upgrade", node="cp-2")
+    calls = world.recorder.entries("talos.api", service="machine.LifecycleService")
     assert [(c["method"], c["routing"], c["targets"]) for c in calls] == [("Upgrade", "node", [new.ip])]
 
 
-def test_image_pull_of_a_missing_image_is_not_found_and_an_unpulled_installer_is_refused(mixed, admin):
-    node = mixed.talos.node("worker-1")  # 1.14
+def test_image_pull_of_a_missing_image_is_not_found_and_an_unpulled_installer_is_refused(world, admin):
+    node = world.talos.node("worker-1")  # 1.14
     missing = "ghcr.io/siderolabs/installer:v1.14.99"
-    mixed.talos.registry_missing.add(missing)
+    world.talos.registry_missing.add(missing)
     with pytest.raises(TalosCallError) as info:
         pull(admin, node.ip, missing)
     assert info.value.code == "NOT_FOUND" and "not found" in info.value.message
@@ -94,14 +88,14 @@ def test_image_pull_of_a_missing_image_is_not_found_and_an_unpulled_installer_is
     assert node.installed_version is None
 
 
-def test_one_to_many_routing_as_the_endpoint_minor_directs_it(mixed, admin):
+def test_one_to_many_routing_as_the_endpoint_minor_directs_it(world, admin):
     from taltasks.talos.api import cosi_resource_pb2 as c
 
-    cp1, cp3 = mixed.talos.node("cp-1"), mixed.talos.node("cp-3")  # 1.14 and 1.12 endpoints
+    cp1, cp3 = world.talos.node("cp-1"), world.talos.node("cp-3")  # 1.14 and 1.12 endpoints
     ms = c.GetRequest(namespace="runtime", type="MachineStatuses.runtime.talos.dev", id="machine")
     messages = {}
     for endpoint in (cp1, cp3):
-        client = client_with(mixed, endpoints=[endpoint.ip])
+        client = client_with(world, endpoints=[endpoint.ip])
         with pytest.raises(grpc.RpcError) as info:
             raw_unary(client, "Get", ms, [("nodes", cp1.ip)], kind="cosi")
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -120,36 +114,36 @@ def test_one_to_many_routing_as_the_endpoint_minor_directs_it(mixed, admin):
     from google.protobuf import empty_pb2
 
     raw_unary(admin, "Version", empty_pb2.Empty(), [("nodes", cp1.ip), ("nodes", cp3.ip)])
-    [call] = mixed.recorder.entries("talos.api", method="Version", routing="nodes")
+    [call] = world.recorder.entries("talos.api", method="Version", routing="nodes")
     assert call["endpoint"] == "cp-1" and call["deprecated"] == "nodes"
 
 
-def test_roles_are_decided_on_each_node_inside_a_fan_out(mixed):
+def test_roles_are_decided_on_each_node_inside_a_fan_out(world):
     from google.protobuf import empty_pb2
 
     from taltasks.talos.api import machine_pb2 as m
 
-    reader = client_with(mixed, roles=["os:reader"])
-    targets = [mixed.talos.node(n).ip for n in ("cp-1", "cp-2", "worker-3")]
+    reader = client_with(world, roles=["os:reader"])
+    targets = [world.talos.node(n).ip for n in ("cp-1", "cp-2", "worker-3")]
     assert raw_unary(reader, "Version", empty_pb2.Empty(), []).messages  # a reader may read
     # a Reboot for three nodes: the call succeeds, each node refuses on its own
     reply = raw_unary(reader, "Reboot", m.RebootRequest(), [("nodes", t) for t in targets])
     errors = {e.metadata.hostname: e.metadata.status.code for e in reply.messages}
     assert errors == {t: grpc.StatusCode.PERMISSION_DENIED.value[0] for t in targets}
     assert all("not authorized" in e.metadata.error for e in reply.messages)
-    [call] = mixed.recorder.entries("talos.api", method="Reboot")
+    [call] = world.recorder.entries("talos.api", method="Reboot")
     assert call["code"] == {t: "PERMISSION_DENIED" for t in targets}
-    assert not mixed.recorder.entries("talos.reboot")
+    assert not world.recorder.entries("talos.reboot")
     reader.close()
 
 
-def test_a_certificate_for_server_and_client_auth_is_refused_as_apid_does(mixed):
+def test_a_certificate_for_server_and_client_auth_is_refused_as_apid_does(world):
     from taltasks.machineconfig import pki
 
-    cp = mixed.talos.node("cp-1")
+    cp = world.talos.node("cp-1")
     for usage, refused in (("server+client", True), ("client", False)):
-        cert = pki.issue(mixed.talos.secrets.os_ca, usage=usage, organizations=["os:admin"])
-        ctx = Context("eku", endpoints=[cp.ip], ca=mixed.talos.secrets.os_ca.crt, crt=cert.crt, key=cert.key)
+        cert = pki.issue(world.talos.secrets.os_ca, usage=usage, organizations=["os:admin"])
+        ctx = Context("eku", endpoints=[cp.ip], ca=world.talos.secrets.os_ca.crt, crt=cert.crt, key=cert.key)
         with TalosClient.from_context(ctx, connect_timeout=3) as client:
             if refused:
                 with pytest.raises(ConnectionFailed) as info:
@@ -157,14 +151,14 @@ def test_a_certificate_for_server_and_client_auth_is_refused_as_apid_does(mixed)
                 assert "closed the connection right after the handshake" in info.value.message
             else:
                 assert client.version()[0].ok
-    [why] = mixed.recorder.entries("talos.tls_refused")
+    [why] = world.recorder.entries("talos.tls_refused")
     assert "missing the client auth extended key usage" in why["reason"]
 
 
-def test_apply_modes_per_minor(mixed, admin):
+def test_apply_modes_per_minor(world, admin):
     """A change under machine.install needs a reboot: 1.13 resolves AUTO to REBOOT, 1.14
     takes it without one (it acts at the next boot) and refuses the REBOOT mode."""
-    n13, n14 = mixed.talos.node("worker-2"), mixed.talos.node("worker-1")
+    n13, n14 = world.talos.node("worker-2"), world.talos.node("worker-1")
 
     def changed(node):
         cfg = yaml.safe_load(node.config.raw)
@@ -178,7 +172,7 @@ def test_apply_modes_per_minor(mixed, admin):
     assert info.value.code == "UNIMPLEMENTED" and "REBOOT mode is not supported" in info.value.message
     [res] = admin.apply_configuration(changed(n14), nodes=[n14.ip], mode="auto")
     assert res.unwrap().mode == "NO_REBOOT"
-    [applied] = mixed.recorder.entries("talos.apply", node="worker-1")
+    [applied] = world.recorder.entries("talos.apply", node="worker-1")
     assert applied["mode"] == "NO_REBOOT" and "machine.install" in applied["next_boot"]
     assert n14.waiting_for_reboot and n14.stage.text == "running"
 
@@ -242,11 +236,11 @@ def test_legacy_upgrade_preserve_skips_the_etcd_check_only_where_upstream_does(
         world.stop()
 
 
-def test_a_busy_node_publishes_locked_and_talos_cordons_its_own_node(mixed, admin):
+def test_a_busy_node_publishes_locked_and_talos_cordons_its_own_node(world, admin):
     from taltasks.talos.actions import upgrade
 
-    node = mixed.talos.node("worker-3")  # 1.12: the legacy upgrade sequence
-    store = mixed.kube.store
+    node = world.talos.node("worker-3")  # 1.12: the legacy upgrade sequence
+    store = world.kube.store
     stream = admin.events(node=node.ip)
     ack = admin.upgrade("ghcr.io/siderolabs/installer:v1.13.9", node=node.ip)
     wait_until(lambda: node.busy == "upgrade", what="the upgrade sequence")
@@ -256,7 +250,7 @@ def test_a_busy_node_publishes_locked_and_talos_cordons_its_own_node(mixed, admi
     )
     assert locked.data["error"]["code"] == "LOCKED" and locked.actor_id == ""
     assert locked.data["sequence"] == "reboot" and ack.actor_id
-    assert mixed.recorder.entries("node.talos_cordon", node="worker-3", cordoned=True)
+    assert world.recorder.entries("node.talos_cordon", node="worker-3", cordoned=True)
     wait_until(lambda: node.stage.text == "running" and node.version == "v1.13.9", what="back on 1.13.9")
     wait_until(
         lambda: not store.get("nodes", "worker-3")["spec"].get("unschedulable"), what="Talos's own uncordon"
@@ -273,10 +267,10 @@ def test_a_busy_node_publishes_locked_and_talos_cordons_its_own_node(mixed, admi
     )
 
 
-def test_boot_id_resource_and_extra_args_encoding_follow_the_minor(mixed, admin):
+def test_boot_id_resource_and_extra_args_encoding_follow_the_minor(world, admin):
     from taltasks.talos.api import definitions_k8s_pb2 as k8s
 
-    new, old = mixed.talos.node("cp-1"), mixed.talos.node("cp-3")  # 1.14, 1.12
+    new, old = world.talos.node("cp-1"), world.talos.node("cp-3")  # 1.14, 1.12
     boot = admin.get("BootIDs.runtime.talos.dev", "boot-id", namespace="runtime", node=new.ip)
     assert boot.spec == {"bootID": new.boot_id}
     with pytest.raises(TalosCallError) as info:
@@ -297,10 +291,10 @@ def test_boot_id_resource_and_extra_args_encoding_follow_the_minor(mixed, admin)
     assert dict(decoded12.legacy_extra_args) == {"audit-log-maxage": "30"} and not decoded12.extra_args
 
 
-def test_a_single_resource_watch_refuses_bootstrap_contents_like_cosi_runtime(mixed, admin):
+def test_a_single_resource_watch_refuses_bootstrap_contents_like_cosi_runtime(world, admin):
     from taltasks.talos.api import cosi_resource_pb2 as c
 
-    cp = mixed.talos.node("cp-1")
+    cp = world.talos.node("cp-1")
     req = c.WatchRequest(
         namespace="runtime",
         type="MachineStatuses.runtime.talos.dev",

@@ -237,6 +237,8 @@ class Apid:
             # a vanished node never answers: the caller's deadline ends the call
             raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
         authorize(node, method.path, method.name, call)
+        if node.timings.api_latency:
+            node._sleep(node.timings.api_latency)
         result = method.handler(node, request, call)
         return _while_present(node, result, call) if method.streaming else result
 

@@ -66,6 +66,10 @@ class Timings:
     cri_start: float = 0.0  # after apid answers: CRI up (Bootstrap "not available yet" until then)
     time_sync: float = 0.0  # after apid answers: clock synced (Bootstrap "time is not in sync yet")
     time_sync_wait: float = 5.0  # how long Bootstrap waits for time sync before refusing (Talos: 5 s)
+    # how long a node takes to answer a call (the network and machined): spent waiting, not
+    # computing, so separate nodes answer in parallel as real machines do (every simulated
+    # node shares one process, whose own work is serialized)
+    api_latency: float = 0.0
 
 
 @dataclass

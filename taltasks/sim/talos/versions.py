@@ -15,7 +15,7 @@ apid's rule that a client certificate's extended key usage is exactly clientAuth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from taltasks.sim.talos import rbac
 
@@ -113,62 +113,42 @@ _ROLES_1_13 = {
     f"/{MACHINE}/ApplyConfiguration": frozenset({rbac.ADMIN, rbac.READER}),
 }
 
-MINORS: dict[tuple[int, int], Minor] = {
-    (1, 11): Minor(
-        (1, 11),
-        services=frozenset({MACHINE, COSI}),
-        one_to_many=None,
-        nodes_deprecated=False,
-        apply_modes=APPLY_MODES,
-        auto_may_reboot=True,
-        live_apply_checked=True,
-        maintenance=_MAINTENANCE_SERVICE,
-        boot_id_resource=False,
-        extra_args="map",
-        preserve_skips_etcd_check_from=None,
-    ),
-    (1, 12): Minor(
-        (1, 12),
-        services=frozenset({MACHINE, COSI}),
-        one_to_many=None,
-        nodes_deprecated=False,
-        apply_modes=APPLY_MODES,
-        auto_may_reboot=True,
-        live_apply_checked=True,
-        maintenance=_MAINTENANCE_SERVICE,
-        boot_id_resource=False,
-        extra_args="map",
-        preserve_skips_etcd_check_from=9,
-    ),
-    (1, 13): Minor(
-        (1, 13),
-        services=frozenset({MACHINE, COSI, LIFECYCLE, IMAGES}),
-        one_to_many=_ONE_TO_MANY_1_13,
-        nodes_deprecated=False,
-        apply_modes=APPLY_MODES,
-        auto_may_reboot=True,
-        live_apply_checked=True,
-        maintenance=_MAINTENANCE_READONLY,
-        boot_id_resource=False,
-        extra_args="values",
-        preserve_skips_etcd_check_from=4,
-        roles=_ROLES_1_13,
-    ),
-    (1, 14): Minor(
-        (1, 14),
-        services=frozenset({MACHINE, COSI, LIFECYCLE, IMAGES}),
-        one_to_many=_ONE_TO_MANY_1_13,
-        nodes_deprecated=True,
-        apply_modes=APPLY_MODES - {"REBOOT"},
-        auto_may_reboot=False,
-        live_apply_checked=False,
-        maintenance=_MAINTENANCE_READONLY,
-        boot_id_resource=True,
-        extra_args="values",
-        preserve_skips_etcd_check_from=0,
-        roles=_ROLES_1_13,
-    ),
-}
+# each minor as what it changed from the one before
+_1_11 = Minor(
+    (1, 11),
+    services=frozenset({MACHINE, COSI}),
+    one_to_many=None,
+    nodes_deprecated=False,
+    apply_modes=APPLY_MODES,
+    auto_may_reboot=True,
+    live_apply_checked=True,
+    maintenance=_MAINTENANCE_SERVICE,
+    boot_id_resource=False,
+    extra_args="map",
+    preserve_skips_etcd_check_from=None,
+)
+_1_12 = replace(_1_11, minor=(1, 12), preserve_skips_etcd_check_from=9)
+_1_13 = replace(
+    _1_12,
+    minor=(1, 13),
+    services=frozenset({MACHINE, COSI, LIFECYCLE, IMAGES}),
+    one_to_many=_ONE_TO_MANY_1_13,
+    maintenance=_MAINTENANCE_READONLY,
+    extra_args="values",
+    preserve_skips_etcd_check_from=4,
+    roles=_ROLES_1_13,
+)
+_1_14 = replace(
+    _1_13,
+    minor=(1, 14),
+    nodes_deprecated=True,
+    apply_modes=APPLY_MODES - {"REBOOT"},
+    auto_may_reboot=False,
+    live_apply_checked=False,
+    boot_id_resource=True,
+    preserve_skips_etcd_check_from=0,
+)
+MINORS: dict[tuple[int, int], Minor] = {m.minor: m for m in (_1_11, _1_12, _1_13, _1_14)}
 
 
 def parse(version: str) -> tuple[tuple[int, int], int]:
