@@ -149,20 +149,49 @@ def test_dry_run_writes_nothing_and_shows_a_redacted_diff(demo):
     assert plan.rows(dry_run=True)[0]["config"] == "would be changed"
 
 
-def test_dry_run_diff_never_shows_secret_values(tmp_path):
-    demo = copy_demo(tmp_path / "fresh")
+@pytest.mark.parametrize("shipped", [False, True], ids=["contract-1.11", "contract-1.14"])
+def test_dry_run_diff_never_shows_secret_values(tmp_path, shipped):
+    """Also on contract 1.14, whose documents hold the cluster secret as ``clusterSecret``
+    and private keys as PEM blocks (``privateKey: |``, ``issuingCA.key``): no line of them."""
+    demo = copy_demo(tmp_path / "fresh", shipped=shipped)
     plan = configure(demo, dry_run=True)
     secrets = SecretStore(demo).load()
     text = "".join(f.diff() for f in plan.files)
     assert "+version: v1alpha1" in text
+    key_lines = [
+        line
+        for pem in (secrets.os.key, secrets.etcd.key, secrets.k8s.key, secrets.k8s_aggregator.key)
+        for line in pem.decode().splitlines()[1:-1]
+    ] + secrets.service_account_key.decode().splitlines()[1:-1]
     for value in (
         secrets.trustd_token,
         secrets.bootstrap_token,
         secrets.cluster_secret,
         secrets.secretbox_secret,
+        *key_lines,
     ):
         assert value not in text
     assert "<redacted sha256:" in text
+    if shipped:
+        assert "+clusterSecret: <redacted sha256:" in text and "+  privateKey: |\n+    <redacted" in text
+
+
+def test_a_diff_of_a_config_is_redacted_on_its_added_lines_too():
+    """Talos's dry-run answer is a unified diff: `+`/`-` lines and multi-line values are masked."""
+    from taltasks.machineconfig.diff import redact
+
+    diff = (
+        "--- a\n+++ b\n@@ -1,6 +1,6 @@\n"
+        "-  token: abcdef.0123456789abcdef\n+  token: ghijkl.0123456789abcdef\n"
+        "   ca:\n     key: |\n       c2VjcmV0\n-      b2xk\n+      bmV3\n     crt: Y2VydA==\n"
+        " kind: Other\n"
+    )
+    shown = redact(diff)
+    for secret in ("abcdef.", "ghijkl.", "c2VjcmV0", "b2xk", "bmV3", "Y2VydA=="):
+        assert secret not in shown
+    assert shown.count("<redacted sha256:") == 6
+    assert shown.startswith("--- a\n+++ b\n@@ -1,6 +1,6 @@\n-  token: <redacted")
+    assert "\n+      <redacted sha256:" in shown and shown.endswith(" kind: Other\n")
 
 
 def test_first_run_creates_secrets_only_when_confirmed(tmp_path):

@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taltasks.machineconfig.docmap import DELETE_KEY, MOVES, SECRET_KEYS, lookup
+from taltasks.machineconfig.diff import SECRET_KEYS
+from taltasks.machineconfig.docmap import DELETE_KEY, MOVES, lookup
 from taltasks.machineconfig.merge import doc_id
 
 DocId = tuple[str, str, str]

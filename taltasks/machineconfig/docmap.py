@@ -26,12 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taltasks.machineconfig.diff import SECRET_KEYS  # values never printed in a hint (terminals, CI logs)
+
 Path = tuple[str, ...]
 DELETE = {"$patch": "delete"}
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 DISCOVERY_ENDPOINT = "https://discovery.talos.dev/"  # the discovery service Talos uses by default
-# values never printed in a hint (a hint reaches terminals and CI logs)
-SECRET_KEYS = frozenset({"key", "secret", "token", "privateKey", "clusterSecret", "password", "crt", "cert"})
 REDACTED = "<the value from your patch>"
 
 
