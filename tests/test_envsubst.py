@@ -84,6 +84,7 @@ def test_env_file_bad_line_is_located():
     with pytest.raises(InputError) as info:
         parse_env_file("A: 1\nnested:\n  - no\n", "talos/talenv.yaml")
     assert info.value.where == "talos/talenv.yaml:3"
+    assert "'- no'" in info.value.message  # a plain file's line is quoted (an encrypted one's is not)
 
 
 def test_talenv_wins_over_process_environment(tmp_path, monkeypatch):

@@ -487,6 +487,17 @@ def test_an_encrypted_talenv_and_patch_are_decrypted_whatever_their_names(keyed)
     )
 
 
+def test_a_bad_line_of_an_encrypted_talenv_is_located_but_not_quoted(keyed):
+    """A decrypted talenv's lines may be key material (a multi-line value is not dotenv):
+    the refusal names the line, it never prints it."""
+    write_repo(keyed, files={"talenv.yaml": "A: b\nKEY: |\n  s3cr3t-key-material\n"})
+    encrypt_in_place(keyed, "talos/talenv.yaml")
+    err = refused(keyed)
+    assert err.where is not None and err.where.startswith("talos/talenv.yaml:")
+    assert "cannot read this line" in err.message
+    assert "s3cr3t" not in f"{err.message} {err.hint} {err.where}"
+
+
 def test_an_encrypted_file_the_key_cannot_open_is_refused_by_name(keyed, tmp_path, monkeypatch):
     write_repo(keyed, files={"talenv.yaml": "A: b\n"})
     encrypt_in_place(keyed, "talos/talenv.yaml")

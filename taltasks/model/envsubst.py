@@ -168,9 +168,13 @@ def _expand(body: str, env: Mapping[str, str], line: int, raw: str) -> str:
 _GODOTENV_VAR = re.compile(r"(\\)?\$(?:\{([A-Z0-9_]+)\}|([A-Z0-9_]+))")
 
 
-def parse_env_file(text: str, display: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def parse_env_file(
+    text: str, display: str, environ: Mapping[str, str] | None = None, *, secret: bool = False
+) -> dict[str, str]:
     """``KEY: value`` / ``KEY=value`` lines; ``#`` comments, ``---`` separators, optional
-    ``export``, single or double quotes. A line that is none of these is an error at its line.
+    ``export``, single or double quotes. A line that is none of these is an error at its line
+    (quoted in the message unless ``secret``: the text was decrypted, and a line of a
+    multi-line value may be key material).
 
     As godotenv does, ``${NAME}``/``$NAME`` (upper-case names) inside an unquoted or
     double-quoted value expand from the keys above it, then from ``environ`` (an unknown
@@ -196,7 +200,7 @@ def parse_env_file(text: str, display: str, environ: Mapping[str, str] | None = 
         m = re.match(r"^([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s?(.*)$", line)
         if not m:
             raise InputError(
-                f"cannot read this line as `KEY: value`: {raw.strip()!r}",
+                "cannot read this line as `KEY: value`" + ("" if secret else f": {raw.strip()!r}"),
                 where=f"{display}:{number}",
                 hint="talenv.yaml holds one `NAME: value` pair per line (dotenv style, not nested YAML)",
             )
@@ -234,9 +238,9 @@ class Environment:
     ) -> Environment:
         """Read the talenv files present in ``directory``, in talhelper's order.
 
-        ``read(path, shown)`` returns a file's text, decrypting it when it is
-        SOPS-encrypted (by content, whatever its name). Without it an encrypted file is an
-        error, since reading it needs the age key."""
+        ``read(path, shown)`` returns the decrypted text of a file that is SOPS-encrypted
+        (found by content, whatever its name). Without it an encrypted file is an error,
+        since reading it needs the age key."""
         values = dict(os.environ)
         sources = {k: "environment" for k in values}
         for name in ENV_FILES:
@@ -244,15 +248,15 @@ class Environment:
             if not path.exists():
                 continue
             shown = f"{display_dir}/{name}"
-            if read is not None:
-                text = read(path, shown)
-            else:
-                text = path.read_text(encoding="utf-8")
-                from taltasks.secrets.bycontent import is_encrypted
+            text = path.read_text(encoding="utf-8")
+            from taltasks.secrets.bycontent import is_encrypted
 
-                if is_encrypted(text):
+            encrypted = is_encrypted(text)
+            if encrypted:
+                if read is None:
                     raise InputError("encrypted env file needs the age key to be read", where=shown)
-            for key, value in parse_env_file(text, shown, values).items():
+                text = read(path, shown)
+            for key, value in parse_env_file(text, shown, values, secret=encrypted).items():
                 values[key] = value
                 sources[key] = shown
         return cls(values, sources)
