@@ -19,6 +19,7 @@ from taltasks.errors import InputError
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.model import load_cluster
 from taltasks.secrets import age, sops
+from taltasks.workflows.apply import node_config
 from taltasks.workflows.configure import configure
 
 
@@ -585,6 +586,12 @@ def test_secrets_under_talhelpers_other_names(keyed):
     configure(keyed)
     v1 = next(yaml.safe_load_all((keyed / "talos/clusterconfig/lab-cp-1.yaml").read_text()))
     assert v1["cluster"]["secret"] == bundle.cluster_secret
+    # what renders a node without configure's output (apply-node, diff-config) reads them too
+    (keyed / "talos/clusterconfig/lab-cp-1.yaml").unlink()
+    cluster = load_cluster(keyed)
+    data, source = node_config(keyed, cluster, cluster.node("cp-1"))
+    assert source == "rendered from talos/ (not written)"
+    assert next(yaml.safe_load_all(data))["cluster"]["secret"] == bundle.cluster_secret
 
     (keyed / "talos" / "talsecret.yaml").write_text(bundle.to_yaml())  # key material in clear
     err = refused(keyed)

@@ -104,7 +104,7 @@ class SimWorld:
         from taltasks.secrets.store import SecretStore
 
         cluster = load_cluster(root)
-        bundle = SecretStore(Path(root)).load()
+        bundle = SecretStore(Path(root)).load(env=cluster.env)
         host = urlparse(cluster.endpoint).hostname or ""
         for what, ip in [
             ("the cluster endpoint", host),

@@ -94,9 +94,8 @@ def node_config(root: Path, cluster: Cluster, node: Node) -> tuple[bytes, str]:
     from taltasks.machineconfig.render import Renderer
     from taltasks.secrets.store import SecretStore
 
-    return Renderer(cluster, SecretStore(Path(root)).load()).render(
-        node
-    ), "rendered from talos/ (not written)"
+    secrets = SecretStore(Path(root)).load(env=cluster.env)
+    return Renderer(cluster, secrets).render(node), "rendered from talos/ (not written)"
 
 
 def in_maintenance(context: Context, ip: str) -> bool:

@@ -57,7 +57,7 @@ def diff_nodes(
                     from taltasks.machineconfig.render import Renderer
                     from taltasks.secrets.store import SecretStore
 
-                    renderer = Renderer(cluster, SecretStore(root).load())
+                    renderer = Renderer(cluster, SecretStore(root).load(env=cluster.env))
                 generated = renderer.render(n)
             try:
                 running = tc.get("MachineConfigs.config.talos.dev", "v1alpha1", namespace="config", node=n.ip)
