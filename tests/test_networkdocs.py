@@ -190,13 +190,17 @@ def test_contract_decides_between_v1alpha1_interfaces_and_documents(tmp_path, ta
             assert kinds(docs) == ["HostnameConfig", *network]
 
 
-def test_a_device_that_cannot_become_a_document_is_refused_at_its_line(tmp_path):
-    root = write_repo(
-        tmp_path, nodes=NODE.replace("mode: active-backup", "mode: active-backup, lacpRate: medium")
-    )
+@pytest.mark.parametrize(
+    ("bond", "message"),
+    [("lacpRate: medium", "bond lacpRate 'medium'"), ("arpIPTarget: [gw.lan]", "bond arpIPTarget 'gw.lan'")],
+)
+def test_a_device_that_cannot_become_a_document_is_refused_at_its_line(tmp_path, bond, message):
+    root = write_repo(tmp_path, nodes=NODE.replace("mode: active-backup", f"mode: active-backup, {bond}"))
     cluster = load_cluster(root)
     with pytest.raises(InputError) as info:
         Renderer(cluster, SecretsBundle.generate("1.13")).documents(cluster.node("w-1"))
     path = root / "talos" / "talconfig.yaml"
     assert info.value.where == f"talos/talconfig.yaml:{line_of(path, '- interface: bond0')}"
-    assert "bond lacpRate 'medium'" in info.value.message and "slow, fast" in (info.value.hint or "")
+    assert message in info.value.message
+    if "lacpRate" in bond:
+        assert "slow, fast" in (info.value.hint or "")

@@ -119,6 +119,13 @@ def _prefix(address: str, index: int) -> str:
     return f"{ip}/{32 if ip.version == 4 else 128}"
 
 
+def _address(value: Any, what: str, index: int) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise NetworkDocError(index, f"{what} {value!r} is not an address") from None
+
+
 def _routes(routes: list[dict[str, Any]] | None, index: int) -> list[dict[str, Any]]:
     out = []
     for route in routes or []:
@@ -133,10 +140,7 @@ def _routes(routes: list[dict[str, Any]] | None, index: int) -> list[dict[str, A
                 entry["destination"] = str(net)
         for key in ("gateway", "source"):
             if route.get(key):
-                try:
-                    entry[key] = str(ipaddress.ip_address(str(route[key])))
-                except ValueError:
-                    raise NetworkDocError(index, f"route {key} {route[key]!r} is not an address") from None
+                entry[key] = _address(route[key], f"route {key}", index)
         if route.get("metric"):
             entry["metric"] = route["metric"]
         if route.get("mtu"):
@@ -219,7 +223,7 @@ def _bond(device: dict[str, Any], name: str, index: int) -> dict[str, Any]:
     if bond.get("useCarrier") is not None:
         doc["useCarrier"] = bool(bond["useCarrier"])
     if bond.get("arpIPTarget"):
-        doc["arpIpTargets"] = [str(ipaddress.ip_address(str(t))) for t in bond["arpIPTarget"]]
+        doc["arpIpTargets"] = [_address(t, "bond arpIPTarget", index) for t in bond["arpIPTarget"]]
     doc.update(_common(device, index))
     rank = {k: i for i, k in enumerate(BOND_ORDER)}
     return dict(sorted(doc.items(), key=lambda kv: rank.get(kv[0], len(rank))))
