@@ -27,15 +27,7 @@ from taltasks.machineconfig.keyorder import canonical_order
 from taltasks.machineconfig.patches import Patch, apply_patch, parse_patch
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.machineconfig.talosconfig import build_talosconfig
-from taltasks.machineconfig.validate import (
-    Finding,
-    Findings,
-    FindingsError,
-    Mode,
-    Origins,
-    decode_patch,
-    validate_documents,
-)
+from taltasks.machineconfig.validate import Finding, Mode, Origins, checked_documents, checked_patch
 from taltasks.model.schematic import installer_image
 from taltasks.model.syntax import endpoint_problem
 from taltasks.model.versions import DEFAULT_KUBERNETES, LATEST_CONTRACT, Version
@@ -186,21 +178,12 @@ def gen_config(opts: GenConfigOptions, *, patch_base: Path | None = None) -> Gen
         origins = Origins()
         for patch in (*common, *extra):
             if opts.validate:
-                patch, findings = decode_patch(patch, contract)
-                found = Findings()
-                found.extend(findings)
-                found.raise_errors(f"patch for Talos {contract}")
+                patch = checked_patch(patch, contract)
             docs = apply_patch(docs, patch, origins=origins)
         canonical_order(docs)
         if opts.validate:
-            found = Findings()
-            found.extend(validate_documents(docs, contract, mode=opts.mode, origins=origins))
-            if found.errors:
-                raise FindingsError(
-                    found.errors,
-                    f"the generated {role} config is not valid for Talos {contract} ({opts.mode} mode)",
-                )
-            warnings.extend(found.warnings)
+            title = f"the generated {role} config is not valid for Talos {contract} ({opts.mode} mode)"
+            warnings += checked_documents(docs, contract, title=title, mode=opts.mode, origins=origins)
         result[role] = docs
     talosconfig = build_talosconfig(opts.cluster_name, secrets)
     return GeneratedConfig(

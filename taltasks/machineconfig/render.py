@@ -48,8 +48,8 @@ from taltasks.machineconfig.validate import (
     Mode,
     Origins,
     Written,
-    decode_patch,
-    validate_documents,
+    checked_documents,
+    checked_patch,
 )
 from taltasks.model.cluster import Cluster, Node, PatchRef
 from taltasks.talos.config import TalosConfig
@@ -114,10 +114,7 @@ class Renderer:
         if key not in self._decoded:
             parsed = self._patches[ref]
             if parsed is not None and self.validate:
-                parsed, findings = decode_patch(parsed, contract)
-                found = Findings()
-                found.extend(findings)
-                found.raise_errors(f"patch for Talos {contract}")
+                parsed = checked_patch(parsed, contract)
             self._decoded[key] = parsed
         return self._decoded[key]
 
@@ -177,11 +174,11 @@ class Renderer:
         origins: Origins | None = None,
     ) -> None:
         """Validate the node's documents; errors raise :class:`FindingsError`, warnings are kept."""
-        found = Findings()
-        found.extend(validate_documents(docs, contract, mode=self.mode, node=node.hostname, origins=origins))
-        if found.errors:
-            raise FindingsError(found.errors, f"the generated config is not valid for Talos {contract}")
-        self.findings.extend(found.warnings)
+        title = f"the generated config is not valid for Talos {contract}"
+        warnings = checked_documents(
+            docs, contract, title=title, mode=self.mode, node=node.hostname, origins=origins
+        )
+        self.findings.extend(warnings)
 
     def render(self, node: Node) -> bytes:
         return dump_documents(self.documents(node))

@@ -18,7 +18,8 @@ loader does, so a misspelt key is reported at the patch's line.
 from __future__ import annotations
 
 from taltasks.machineconfig.validate.engine import (
-    check_patch,
+    checked_documents,
+    checked_patch,
     decode_patch,
     schema_note,
     validate_documents,
@@ -47,7 +48,8 @@ __all__ = [
     "RuleContext",
     "Severity",
     "Written",
-    "check_patch",
+    "checked_documents",
+    "checked_patch",
     "decode_patch",
     "document_label",
     "dotted",

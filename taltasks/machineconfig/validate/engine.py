@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.merge import doc_id
 from taltasks.machineconfig.validate.decode import Decoder
-from taltasks.machineconfig.validate.findings import Finding, KeyPath, Severity, document_label
+from taltasks.machineconfig.validate.findings import Finding, Findings, KeyPath, Severity, document_label
 from taltasks.machineconfig.validate.origins import InPatch, Origins
 from taltasks.machineconfig.validate.typemodel import model, model_note
 
@@ -111,9 +111,31 @@ def decode_patch(patch: Patch, contract: VersionContract) -> tuple[Patch, list[F
     return dataclasses.replace(patch, documents=docs), findings
 
 
-def check_patch(patch: Patch, contract: VersionContract) -> list[Finding]:
-    """The findings of :func:`decode_patch` alone."""
-    return decode_patch(patch, contract)[1]
+def checked_patch(patch: Patch, contract: VersionContract) -> Patch:
+    """:func:`decode_patch`'s coerced copy; :class:`FindingsError` (at the patch's own
+    lines) when the patch does not decode for ``contract``."""
+    decoded, findings = decode_patch(patch, contract)
+    found = Findings()
+    found.extend(findings)
+    found.raise_errors(f"patch for Talos {contract}")
+    return decoded
+
+
+def checked_documents(
+    docs: list[dict[str, Any]],
+    contract: VersionContract,
+    *,
+    title: str,
+    mode: Mode = "metal",
+    node: str | None = None,
+    origins: Origins | None = None,
+) -> list[Finding]:
+    """:func:`validate_documents` for a config about to be written: its errors refuse
+    (:class:`FindingsError` headed ``title``), its warnings are returned."""
+    found = Findings()
+    found.extend(validate_documents(docs, contract, mode=mode, node=node, origins=origins))
+    found.raise_errors(title)
+    return found.warnings
 
 
 def schema_note(contract: VersionContract) -> str | None:

@@ -129,11 +129,6 @@ class Finding:
         text = self.line(with_node=with_node)
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
-    def with_node(self, node: str | None) -> Finding:
-        from dataclasses import replace
-
-        return replace(self, node=node)
-
 
 @dataclass
 class Findings:

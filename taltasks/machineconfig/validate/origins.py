@@ -128,12 +128,6 @@ class Origins:
             }
         self.record(doc, path, origin)
 
-    def rename(self, old: DocId, new: DocId) -> None:
-        """A document changed identity (e.g. a patch renamed it)."""
-        node = self._docs.pop(old, None)
-        if node is not None:
-            self._docs[new] = node
-
     # ---- readers ----------------------------------------------------------------------------
 
     def _deepest(self, doc: DocId, path: KeyPath) -> tuple[Origin | None, int]:
