@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taltasks.machineconfig.diff import SECRET_KEYS  # values never printed in a hint (terminals, CI logs)
+from taltasks.machineconfig.generate import (
+    CONTROL_PLANE_ROLE,
+    DISCOVERY_ENDPOINT,
+    disk_path_expression,
+    go_quote,
+)
 
 Path = tuple[str, ...]
 DELETE = {"$patch": "delete"}
-CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
-DISCOVERY_ENDPOINT = "https://discovery.talos.dev/"  # the discovery service Talos uses by default
 REDACTED = "<the value from your patch>"
 
 
@@ -150,7 +154,7 @@ def _kubelet(value: Any, out: Translation) -> None:
 
 def _schedule_on_control_planes(value: Any, out: Translation) -> None:
     if value is True:
-        out.doc("KubeNodeConfig").setdefault("taints", {})[CONTROL_PLANE_TAINT] = dict(DELETE)
+        out.doc("KubeNodeConfig").setdefault("taints", {})[CONTROL_PLANE_ROLE] = dict(DELETE)
     else:
         out.dropped.append(((), "false is the default: drop it"))
 
@@ -487,15 +491,6 @@ _UNITS = {
 }  # fmt: skip
 
 
-def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def disk_path_expression(disk: str) -> str:
-    """An install disk as the CEL selector upstream's generator writes for it."""
-    return f"disk.dev_path == {_go_quote(disk)}"
-
-
 def parse_size(text: str) -> int:
     """``500GB``/``1.5TiB``/``1000000`` → bytes (go-humanize's ParseBytes units)."""
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)", text.strip().replace(",", ""))
@@ -515,12 +510,12 @@ def disk_selector_expression(selector: dict[str, Any]) -> str:
         exprs.append(f"disk.size {op} {parse_size(m[2] if m else '')}u")
     for key, attr in (("uuid", "uuid"), ("wwid", "wwid"), ("model", "model")):
         if selector.get(key):
-            exprs.append(f"glob({_go_quote(str(selector[key]))}, disk.{attr})")
+            exprs.append(f"glob({go_quote(str(selector[key]))}, disk.{attr})")
     if selector.get("name"):
         raise ValueError("an install disk selector on `name` has no 1.14 form (Talos: not supported)")
     for key, attr in (("serial", "serial"), ("modalias", "modalias")):
         if selector.get(key):
-            exprs.append(f"glob({_go_quote(str(selector[key]))}, disk.{attr})")
+            exprs.append(f"glob({go_quote(str(selector[key]))}, disk.{attr})")
     exprs.append('disk.transport != ""')
     kind = selector.get("type")
     if kind:
@@ -534,7 +529,7 @@ def disk_selector_expression(selector: dict[str, Any]) -> str:
             raise ValueError(f"unsupported install disk type {kind!r} (nvme, sd, hdd or ssd)")
         exprs.append(forms[kind])
     if selector.get("busPath"):
-        exprs.append(f"glob({_go_quote(str(selector['busPath']))}, disk.bus_path)")
+        exprs.append(f"glob({go_quote(str(selector['busPath']))}, disk.bus_path)")
     exprs += ["!disk.readonly", "!disk.cdrom"]
     return " && ".join(exprs)
 

@@ -140,7 +140,7 @@ def _doc(kind: str, **fields: Any) -> dict[str, Any]:
 def unattended_install(disk: str | None, image: str | None, *, selector: str | None = None) -> dict[str, Any]:
     """The UnattendedInstallConfig of contract 1.14: the installer image and the install
     disk as a CEL disk selector (``disk.dev_path == "/dev/sda"``, as upstream writes it)."""
-    match = selector if selector is not None else f"disk.dev_path == {_go_quote(disk or '')}"
+    match = selector if selector is not None else disk_path_expression(disk or "")
     return _doc(
         "UnattendedInstallConfig",
         installer={"image": image} if image else {},
@@ -148,9 +148,14 @@ def unattended_install(disk: str | None, image: str | None, *, selector: str | N
     )
 
 
-def _go_quote(text: str) -> str:
+def go_quote(text: str) -> str:
     """Go's ``%q`` for the plain strings a device path holds."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def disk_path_expression(disk: str) -> str:
+    """An install disk as the CEL selector upstream's generator writes for it."""
+    return f"disk.dev_path == {go_quote(disk)}"
 
 
 def _host_dns(c: VersionContract) -> dict[str, Any]:

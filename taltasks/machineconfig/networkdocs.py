@@ -30,6 +30,7 @@ import ipaddress
 from typing import Any
 
 from taltasks.errors import InputError
+from taltasks.machineconfig.keyorder import reorder
 
 API = "v1alpha1"
 
@@ -225,8 +226,8 @@ def _bond(device: dict[str, Any], name: str, index: int) -> dict[str, Any]:
     if bond.get("arpIPTarget"):
         doc["arpIpTargets"] = [_address(t, "bond arpIPTarget", index) for t in bond["arpIPTarget"]]
     doc.update(_common(device, index))
-    rank = {k: i for i, k in enumerate(BOND_ORDER)}
-    return dict(sorted(doc.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    reorder(doc, BOND_ORDER)
+    return doc
 
 
 def _vlan(parent: str, vlan: dict[str, Any], index: int) -> list[dict[str, Any]]:
