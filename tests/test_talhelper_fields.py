@@ -488,6 +488,42 @@ def test_an_encrypted_talenv_and_patch_are_decrypted_whatever_their_names(keyed)
     )
 
 
+def test_a_group_file_is_decrypted_once_for_all_its_nodes(keyed, monkeypatch):
+    """An encrypted @file in a group's machineFiles (and extraManifests) serves every node
+    of the group from one sops run."""
+    write_repo(
+        keyed,
+        extra="""
+        worker:
+          machineFiles:
+            - {path: /var/etc/token, op: create, permissions: 0o600, content: "@./files/token"}
+          extraManifests:
+            - ./files/manifest.yaml
+        """,
+        nodes="\n".join(
+            f"- {{hostname: w-{i}, ipAddress: 192.0.2.2{i}, installDisk: /dev/sda}}" for i in (1, 2, 3)
+        ),
+        files={
+            "files/token": "token: s3cr3t-file\n",
+            "files/manifest.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+        },
+    )
+    for rel in ("talos/files/token", "talos/files/manifest.yaml"):
+        encrypt_in_place(keyed, rel)
+    runs: list[str] = []
+    real = sops.decrypt
+
+    def counted(path, **kw):
+        runs.append(Path(path).name)
+        return real(path, **kw)
+
+    monkeypatch.setattr(sops, "decrypt", counted)
+    cluster = load_cluster(keyed)
+    assert sorted(runs) == ["manifest.yaml", "token"]
+    assert {n.machine_files[0]["content"] for n in cluster.workers} == {"token: s3cr3t-file\n"}
+    assert all(len(n.extra_manifests) == 1 for n in cluster.workers)
+
+
 def test_a_bad_line_of_an_encrypted_talenv_is_located_but_not_quoted(keyed):
     """A decrypted talenv's lines may be key material (a multi-line value is not dotenv):
     the refusal names the line, it never prints it."""

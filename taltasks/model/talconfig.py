@@ -203,6 +203,7 @@ class _Builder(NodeFields):
         self.problems: list[InputError] = []
         self.warnings: list[str] = []
         self._patch_cache: dict[Path, PatchRef | None] = {}
+        self._files: dict[Path, str | InputError] = {}  # read_repo_file's results
 
     # ---- reporting ------------------------------------------------------------------------
 
@@ -215,10 +216,21 @@ class _Builder(NodeFields):
             self.warnings.append(line)
 
     def read_repo_file(self, path: Path, shown: str) -> str:
-        """A repository file's text, SOPS-decrypted when it is encrypted (by content)."""
-        if self.read is not None:
-            return self.read(path, shown)
-        return path.read_text(encoding="utf-8")
+        """A repository file's text, SOPS-decrypted when it is encrypted (by content).
+
+        Read (and decrypted) once per run: a group's ``machineFiles`` and ``extraManifests``
+        are read for every node of the group, and each decryption starts sops."""
+        if path not in self._files:
+            try:
+                text = self.read(path, shown) if self.read is not None else path.read_text(encoding="utf-8")
+            except InputError as exc:
+                self._files[path] = exc
+            else:
+                self._files[path] = text
+        found = self._files[path]
+        if isinstance(found, InputError):
+            raise found
+        return found
 
     def check_keys(self, value: Any, keys: KeyPath, allowed: frozenset[str], what: str) -> None:
         if not isinstance(value, dict):
@@ -647,30 +659,32 @@ class _Builder(NodeFields):
         value, keys = picked
         template = str(value) if value else DEFAULT_FILENAME_TMPL
         data = {"ClusterName": cluster, "Hostname": hostname, "IPAddress": ip, "Role": role}
-        from taltasks.machineconfig.templating import TemplateError, render
-
-        try:
-            name = render(
-                template, data, where=self.doc.where(keys).rsplit(":", 1)[0], line_offset=self.line(keys) - 1
-            )
-        except TemplateError as exc:
-            self.problems.append(exc)
+        name = self.render_template(template, data, keys)
+        if name is None:
             return f"{cluster}-{hostname}.yaml"
         if not name or "/" in name or name in (".", "..", "talosconfig"):
             self.err(keys, f"filenameTmpl gives {name!r}, which is not a file name in clusterconfig/")
             return f"{cluster}-{hostname}.yaml"
         return name
 
-    def line(self, keys: KeyPath) -> int:
-        return self.doc.line_of(keys) or 1
+    def render_template(self, template: str, data: dict[str, Any], keys: KeyPath) -> str | None:
+        """``template`` (written at ``keys``) rendered with ``data``; None after recording a
+        template error at its line."""
+        from taltasks.machineconfig.templating import TemplateError, render
+
+        try:
+            return render(
+                template, data, where=str(self.doc.path), line_offset=(self.doc.line_of(keys) or 1) - 1
+            )
+        except TemplateError as exc:
+            self.problems.append(exc)
+            return None
 
     def installer_image(self, version: str, schematic: Any, image_url: Any, spec: MachineSpec) -> str:
         """talosImageURL wins; else the image factory's installer (its ``installerURLTmpl``
         when the repository sets one)."""
         registry, template = self.factory
         if template and not image_url and (schematic is not None or spec.secureboot):
-            from taltasks.machineconfig.templating import TemplateError, render
-
             data = {
                 "RegistryURL": registry,
                 "ID": schematics.schematic_id(schematic) if schematic is not None else schematics.VANILLA_ID,
@@ -678,16 +692,9 @@ class _Builder(NodeFields):
                 "Mode": spec.mode,
                 "Secureboot": spec.secureboot,
             }
-            keys = ("imageFactory", "installerURLTmpl")
-            try:
-                return render(
-                    template,
-                    data,
-                    where=self.doc.where(keys).rsplit(":", 1)[0],
-                    line_offset=self.line(keys) - 1,
-                )
-            except TemplateError as exc:
-                self.problems.append(exc)
+            image = self.render_template(template, data, ("imageFactory", "installerURLTmpl"))
+            if image is not None:
+                return image
         return schematics.installer_image(
             version,
             schematic=schematic,
@@ -710,7 +717,7 @@ class _Builder(NodeFields):
             for k, v in (value.items() if isinstance(value, dict) else ())
             if isinstance(v, str) and is_template(v)
         ]
-        return {k: v for k, v in plain.items() if k not in {t.key for t in templates}}, templates
+        return plain, templates
 
     def string_map(self, value: Any, keys: KeyPath, *, check: str | None, skip: Any = None) -> dict[str, str]:
         if value is None:
@@ -726,8 +733,7 @@ class _Builder(NodeFields):
             text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
             problem = None
             if skip is not None and skip(text):
-                out[str(k)] = text
-                continue
+                continue  # the caller takes it (a template, checked once rendered)
             if check == "label":
                 problem = label_key_problem(k) or label_value_problem(text)
             elif check == "annotation":
