@@ -317,6 +317,20 @@ def test_filename_template_names_the_output(keyed):
     assert all((keyed / f.relpath).is_file() for f in plan.node_files)
 
 
+def test_a_filename_template_two_nodes_share_is_refused(keyed):
+    """`{{ .Role }}.yaml` for a group of two: one node's config would overwrite the other's."""
+    write_repo(
+        keyed,
+        extra='worker:\n  filenameTmpl: "{{ .Role }}.yaml"',
+        nodes="\n".join(
+            f"- {{hostname: w-{i}, ipAddress: 192.0.2.2{i}, installDisk: /dev/sda}}" for i in (1, 2)
+        ),
+    )
+    err = refused(keyed)  # nothing written
+    assert err.where == f"talos/talconfig.yaml:{line_of(keyed / 'talos/talconfig.yaml', 'filenameTmpl')}"
+    assert "node w-2: its config file worker.yaml is node w-1's too" in err.message
+
+
 def test_installer_url_template_of_the_image_factory(tmp_path):
     root = write_repo(
         tmp_path,

@@ -204,6 +204,7 @@ class _Builder(NodeFields):
         self.warnings: list[str] = []
         self._patch_cache: dict[Path, PatchRef | None] = {}
         self._files: dict[Path, str | InputError] = {}  # read_repo_file's results
+        self._outputs: dict[str, str] = {}  # config file name under clusterconfig/ -> hostname
 
     # ---- reporting ------------------------------------------------------------------------
 
@@ -583,7 +584,16 @@ class _Builder(NodeFields):
         volumes_v, volumes_keys = pick("volumes")
         user_volumes_v, user_volumes_keys = pick("userVolumes")
         role = "controlplane" if control_plane else "worker"
-        output_file = self.output_file(pick("filenameTmpl"), cluster_name, hostname, ip_text or "", role)
+        filename = pick("filenameTmpl")
+        output_file = self.output_file(filename, cluster_name, hostname, ip_text or "", role)
+        owner = self._outputs.setdefault(output_file, hostname)
+        if owner != hostname:  # (a hostname given twice is reported as such)
+            self.err(
+                filename[1] if filename[0] else keys,
+                f"node {hostname}: its config file {output_file} is node {owner}'s too, "
+                "so one would overwrite the other",
+                hint="make filenameTmpl name each node, e.g. with {{ .Hostname }}",
+            )
 
         version_text = str(node_talos) if node_talos else "v0.0.0"
         sid = schematics.schematic_id(schematic) if schematic is not None else None
