@@ -16,6 +16,7 @@ from talconfig_support import documents, kinds, line_of, write_repo
 
 from configure_support import snapshot
 from taltasks.errors import InputError
+from taltasks.machineconfig.render import Renderer
 from taltasks.machineconfig.secrets import SecretsBundle
 from taltasks.model import load_cluster
 from taltasks.secrets import age, sops
@@ -303,6 +304,14 @@ def test_extra_manifests_are_appended_node_first_then_group(tmp_path, secrets):
     assert kinds(documents(root, secrets, "w-2"))[-1] == "RawVolumeConfig/scratch-worker"
     assert "UserVolumeConfig/group" not in kinds(documents(root, secrets, "w-2"))
     assert any("`extraManifests` is deprecated" in w for w in load_cluster(root).warnings)
+    # one renderer parses a manifest once for the nodes it renders the same for, and
+    # each node still gets documents of its own
+    cluster = load_cluster(root)
+    renderer = Renderer(cluster, secrets)
+    mine = renderer.documents(cluster.node("w-1"))[-2]
+    mine["provisioning"]["maxSize"] = "1GiB"
+    theirs = renderer.documents(cluster.node("w-2"))[-1]
+    assert theirs["name"] == "scratch-worker" and theirs["provisioning"]["maxSize"] == "10GiB"
 
 
 def test_filename_template_names_the_output(keyed):

@@ -12,7 +12,7 @@ line, so a problem in it is reported where it was written.
 Templates: node labels/annotations holding ``{{ … }}`` are rendered against the v1alpha1
 config once the node's overrides and installer are in (:func:`render_label_templates`);
 templated patches and ``extraManifests`` are rendered against the config as it stands
-when they are applied (:func:`rendered_patch_ref`, :func:`extra_manifest_documents`).
+when they are applied (:func:`rendered_patch_ref`, :func:`parse_extra_manifest`).
 """
 
 from __future__ import annotations
@@ -186,13 +186,12 @@ def rendered_patch_ref(ref: PatchRef, docs: list[dict[str, Any]], env: dict[str,
     return replace(ref, text=text, templated=False, envsubst=False)
 
 
-def extra_manifest_documents(ref: PatchRef, docs: list[dict[str, Any]], env: dict[str, str]) -> Patch | None:
-    """One ``extraManifests`` file rendered against the final config, parsed with its lines.
-    Its documents are appended to the node's config as they are (not merged)."""
+def parse_extra_manifest(rendered: PatchRef) -> Patch | None:
+    """One ``extraManifests`` file (already rendered, :func:`rendered_patch_ref`) parsed
+    with its lines. Its documents are appended to the node's config as they are (not merged)."""
     from taltasks.machineconfig.patches import parse_patch
 
-    rendered = rendered_patch_ref(ref, docs, env)
-    patch = parse_patch(rendered.text, ref.source)
+    patch = parse_patch(rendered.text, rendered.source)
     if patch is not None and (patch.is_json or patch.deletes):
         raise InputError(
             "an extra manifest holds whole documents (no JSON patch operations or $patch directives)",
