@@ -104,16 +104,6 @@ def gen_config(
                 f"--sysctl {item!r} is not key=value", hint="e.g. --sysctl vm.max_map_count=262144"
             )
         sysctls[key] = value
-    port = None
-    if local_api_server_port not in (None, ""):
-        try:
-            port = int(local_api_server_port)
-        except ValueError:
-            port = 0
-        if not 0 < port < 65536:
-            raise InputError(
-                f"--local-api-server-port {local_api_server_port!r} is not a port number (1-65535)"
-            )
     result = generate(
         GenConfigOptions(
             cluster_name=name,
@@ -128,7 +118,7 @@ def gen_config(
             registry_mirrors=mirrors,
             sysctls=sysctls,
             custom_cni_url=custom_cni_url or None,
-            local_api_server_port=port,
+            local_api_server_port=local_api_server_port,  # 1-65535, checked as the command line is read
             allow_scheduling_on_control_planes=allow_scheduling_on_control_planes,
             install_extra_kernel_args=split_list(install_extra_kernel_args),
             config_patches=list(config_patch or []),
