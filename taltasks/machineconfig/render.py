@@ -28,6 +28,7 @@ from typing import Any
 
 from taltasks.errors import InputError
 from taltasks.machineconfig.contract import VersionContract
+from taltasks.machineconfig.docmap import disk_selector_expression, lookup
 from taltasks.machineconfig.encode import dump_documents
 from taltasks.machineconfig.generate import CONTROL_PLANE_ROLE, GenInput, base_documents, unattended_install
 from taltasks.machineconfig.keyorder import V1ALPHA1, canonical_order, insert_document, reorder
@@ -254,8 +255,6 @@ def _install_overrides(docs: list[dict[str, Any]], node: Node, contract: Version
         insert_document(docs, unattended_install(node.install_disk, node.installer_image))
         return
     if contract.unattended_install_config and node.install_disk_selector:
-        from taltasks.machineconfig.docmap import disk_selector_expression
-
         try:
             match = disk_selector_expression(node.install_disk_selector)
         except ValueError as exc:
@@ -325,10 +324,7 @@ def _record_node_fields(origins: Origins, docs: list[dict[str, Any]], node: Node
             continue
         for kind, path in places:
             doc = by_kind.get(kind)
-            value: Any = doc
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            if value is not None and doc is not None:
+            if doc is not None and lookup(doc, path) is not None:
                 origins.record(doc_id(doc), path, Written(where, derived=True))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from taltasks.machineconfig.docmap import lookup
 from taltasks.machineconfig.validate.findings import yaml_value
 from taltasks.machineconfig.validate.registry import RuleContext, rule
 from taltasks.model.syntax import endpoint_problem, ip_problem, is_cidr
@@ -43,15 +44,9 @@ def _roles(contract: tuple[int, int]) -> frozenset[str]:
     return next(roles for first, roles in reversed(TALOS_API_ROLES) if contract >= first)
 
 
-def _get(mapping: Any, *keys: str) -> Any:
-    for key in keys:
-        mapping = mapping.get(key) if isinstance(mapping, dict) else None
-    return mapping
-
-
 def _machine_section(ctx: RuleContext, *keys: str) -> dict[str, Any] | None:
     """``machine.<keys>`` of the v1alpha1 document when it is a mapping, else ``None``."""
-    section = _get(ctx.machine, *keys)
+    section = lookup(ctx.machine, keys)
     return section if ctx.v1alpha1 is not None and isinstance(section, dict) else None
 
 
@@ -95,7 +90,7 @@ def _kubespan(ctx: RuleContext) -> None:
         return
     path = ("machine", "network", "kubespan")
     cluster = ctx.cluster
-    if not _get(cluster, "discovery", "enabled"):
+    if not lookup(cluster, ("discovery", "enabled")):
         ctx.error(doc, path, "KubeSpan needs the discovery service: cluster.discovery.enabled: true")
     for key in ("id", "secret"):
         if not cluster.get(key):
@@ -105,7 +100,7 @@ def _kubespan(ctx: RuleContext) -> None:
         ctx.error(
             doc, (*path, "mtu"), f"the KubeSpan link MTU must be at least {KUBESPAN_MIN_MTU}, not {mtu}"
         )
-    for i, cidr in enumerate(_get(kubespan, "filters", "endpoints") or []):
+    for i, cidr in enumerate(lookup(kubespan, ("filters", "endpoints")) or []):
         text = str(cidr).removeprefix("!")
         if not is_cidr(text) and ip_problem(text):
             ctx.error(
@@ -118,7 +113,7 @@ def _kubespan(ctx: RuleContext) -> None:
 @rule("v1alpha1-logging")
 def _logging(ctx: RuleContext) -> None:
     doc = ctx.v1alpha1
-    destinations = _get(ctx.machine, "logging", "destinations")
+    destinations = lookup(ctx.machine, ("logging", "destinations"))
     if doc is None or not isinstance(destinations, list):
         return
     for i, dest in enumerate(destinations):
@@ -173,7 +168,7 @@ def _cluster_sections(ctx: RuleContext) -> None:
             ctx.error(doc, ("cluster", "inlineManifests", i, "name"), "an inline manifest needs a name")
     discovery = cluster.get("discovery")
     if isinstance(discovery, dict) and discovery.get("enabled"):
-        service = _get(discovery, "registries", "service") or {}
+        service = lookup(discovery, ("registries", "service")) or {}
         if not service.get("disabled"):
             endpoint = service.get("endpoint")
             path = ("cluster", "discovery", "registries", "service", "endpoint")
