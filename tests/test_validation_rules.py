@@ -202,3 +202,10 @@ def test_roles_follow_the_contract(generated):
     )
     docs[0]["machine"]["features"].pop("rbac", None)  # locked on from 1.12
     assert not [f for f in validate_documents(docs, C13) if f.is_error]
+
+
+def test_a_document_twice_in_the_final_config_is_refused(generated):
+    docs = copy.deepcopy(generated["worker"])
+    docs.append(copy.deepcopy(docs[0]))
+    [twice] = [f for f in validate_documents(docs, C11) if "appears twice" in f.message]
+    assert twice.is_error and twice.document == "v1alpha1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from taltasks.machineconfig.merge import doc_id
 from taltasks.machineconfig.validate.findings import yaml_value
 from taltasks.machineconfig.validate.registry import RuleContext, rule
 from taltasks.model.syntax import (
@@ -28,11 +29,7 @@ CNI_NAMES = ("flannel", "custom", "none")
 def _documents_unique(ctx: RuleContext) -> None:
     seen: set[tuple[str, str, str]] = set()
     for doc in ctx.docs:
-        ident = (
-            str(doc.get("apiVersion", "")),
-            str(doc.get("kind") or "v1alpha1"),
-            str(doc.get("name") or ""),
-        )
+        ident = doc_id(doc)
         if ident in seen:
             ctx.error(doc, (), "document appears twice", hint="merge the two documents into one")
         seen.add(ident)
