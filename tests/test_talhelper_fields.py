@@ -655,3 +655,13 @@ def test_secrets_under_talhelpers_other_names(keyed):
     (keyed / "talos" / "talsecret.yaml").write_text(bundle.to_yaml())  # key material in clear
     err = refused(keyed)
     assert err.where == "talos/talsecret.yaml" and "unencrypted" in err.message
+
+    # ... also when it is written as the default of a placeholder
+    def defaults(node, prefix=""):
+        if isinstance(node, dict):
+            return {k: defaults(v, f"{prefix}{k}_") for k, v in node.items()}
+        return "${" + prefix.rstrip("_").upper() + ":-" + str(node) + "}"
+
+    (keyed / "talos" / "talsecret.yaml").write_text(yaml.safe_dump(defaults(bundle.to_dict())))
+    err = refused(keyed)
+    assert err.where == "talos/talsecret.yaml" and "unencrypted" in err.message

@@ -38,7 +38,8 @@ from taltasks.secrets import age, sops
 SECRET_FILE = "talos/talsecret.sops.yaml"
 # talhelper's names, ours first (a repository normally has exactly one of them)
 TALHELPER_NAMES = (SECRET_FILE, "talos/talsecret.yaml", "talos/talsecret.sops.yml", "talos/talsecret.yml")
-_PLACEHOLDER = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*(?::?[-=+][^}]*)?\}?$")
+# `$VAR` / `${VAR}` (an empty default is fine; a default value would be the secret in clear text)
+_PLACEHOLDER = re.compile(r"^\$\{?[A-Za-z_][A-Za-z0-9_]*(?::?[-=+])?\}?$")
 
 
 @dataclass
