@@ -11,6 +11,7 @@ ruamel is imported lazily (it costs ~40 ms and ``invoke --list`` must stay cheap
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,14 @@ def _yaml():
     return y
 
 
+_DUPLICATE_VALUES = re.compile(r"(found duplicate key .*?) with value .*$", re.S)
+
+
 def _parse_error(exc: Exception, shown: str) -> InputError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    # ruamel adds both values of a duplicate key; the file may be a decrypted one
+    problem = _DUPLICATE_VALUES.sub(r"\1", problem)
     where = f"{shown}:{mark.line + 1}" if mark is not None else shown
     return InputError(f"malformed YAML: {problem}", where=where)
 

@@ -41,3 +41,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_missing_file_is_input_error(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         YamlDoc.load(tmp_path / "nope.yaml")
+
+
+def test_a_duplicate_key_is_named_without_its_values():
+    """The text may come from a SOPS-decrypted file: the key and line, never the values."""
+    with pytest.raises(InputError) as info:
+        YamlDoc.load("f.yaml", text="auth:\n  password: s3cr3t\n  password: other\n", display="f.yaml")
+    assert info.value.where == "f.yaml:3"
+    assert 'found duplicate key "password"' in info.value.message
+    assert "s3cr3t" not in info.value.message and "other" not in info.value.message
