@@ -178,7 +178,9 @@ class ApiTalosSource:
         delay = RECONNECT_DELAY
         while not self._stop.is_set():
             try:
-                for _ in self.client.watch(MACHINE_STATUS, "machine", namespace="runtime", node=node):
+                for _ in self.client.watch(
+                    MACHINE_STATUS, "machine", namespace="runtime", node=node, timeout=WATCH_RENEW
+                ):
                     if self._stop.is_set():
                         return
                     delay = RECONNECT_DELAY

@@ -112,6 +112,37 @@ def test_gate_wait_on_a_vanished_node_fails_by_its_deadline(world, admin):
     assert "did not pass within 2s" in info.value.message
 
 
+def test_machine_status_watch_of_a_node_vanished_behind_its_endpoint_is_renewed(world, admin, monkeypatch):
+    """The endpoint answers the keepalive pings, so only the watch's own bound ends a watch
+    proxied to a node that went silent: the gate source's watcher opens it again then, and
+    the renewed watch delivers once the node is back."""
+    from taltasks.gates import talossource
+
+    monkeypatch.setattr(talossource, "WATCH_RENEW", 1.0)
+    node = world.talos.node("worker-2")
+
+    def watches():
+        return [e for e in world.recorder.entries("talos.api", method="Watch") if e["targets"] == [node.ip]]
+
+    source = ApiTalosSource(admin)  # endpoints: the control planes, so the watch is proxied
+    unsubscribe = source.subscribe([node.ip], threading.Event())
+    try:
+        wait_until(lambda: source.watch_events.get(node.ip, 0) >= 1, 5, "the current state")
+        world.set_talos_faults("worker-2", vanished=True)
+        wait_until(
+            lambda: any(w["code"] == "DEADLINE_EXCEEDED" for w in watches()),
+            5,
+            "a silent watch ended by its bound",
+        )
+        seen = source.watch_events[node.ip]
+        world.set_talos_faults("worker-2", vanished=False)
+        wait_until(lambda: source.watch_events[node.ip] > seen, 5, "the renewed watch delivering again")
+    finally:
+        unsubscribe()
+        source.close()
+    assert source.watch_errors == {}
+
+
 def test_reboot_wait_fails_by_its_deadline_when_the_node_vanishes_on_the_way(world, admin):
     node = world.talos.node("worker-3")
 
