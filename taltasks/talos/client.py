@@ -611,7 +611,20 @@ class TalosClient:
     def boot_id(self, node: str | None = None) -> str:
         """The node's kernel boot id: the ``BootIDs.runtime.talos.dev`` resource where the
         node has it (Talos 1.14+, readable by every role), else the admin-only Read of
-        ``/proc/sys/kernel/random/boot_id`` (PERMISSION_DENIED for other roles)."""
+        ``/proc/sys/kernel/random/boot_id`` (PERMISSION_DENIED for other roles). A node
+        known to run an older Talos (:attr:`versions`) is not asked for the resource: the
+        gates read boot ids every tick."""
+        from taltasks.talos.generations import generation
+
+        known = self.versions.get(node) if node else None
+        if known is None or generation(known).boot_id_resource:
+            value = self._boot_id_resource(node)
+            if value:
+                return value
+        return self.read("/proc/sys/kernel/random/boot_id", node=node).decode().strip()
+
+    def _boot_id_resource(self, node: str | None) -> str:
+        """The boot id from the BootID resource; "" where the node has no such resource."""
         try:
             res = self.get(BOOT_ID_TYPE, "boot-id", namespace="runtime", node=node)
         except TalosCallError as exc:
@@ -619,18 +632,14 @@ class TalosClient:
             unsupported = exc.code == "PERMISSION_DENIED" and "not supported" in exc.error.message
             if not (unsupported or exc.code in ("NOT_FOUND", "UNIMPLEMENTED")):
                 raise
-        else:
-            spec = res.spec if isinstance(res.spec, dict) else {}
-            value = str(spec.get("bootID") or "").strip()
-            if not value and res.proto_spec:
-                from taltasks.talos.api import definitions_runtime_pb2 as rt
+            return ""
+        spec = res.spec if isinstance(res.spec, dict) else {}
+        value = str(spec.get("bootID") or "").strip()
+        if not value and res.proto_spec:
+            from taltasks.talos.api import definitions_runtime_pb2 as rt
 
-                spec_class = getattr(rt, "BootIDSpec", None)  # the 1.14 proto (api/definitions_runtime)
-                if spec_class is not None:
-                    value = spec_class.FromString(res.proto_spec).boot_id.strip()
-            if value:
-                return value
-        return self.read("/proc/sys/kernel/random/boot_id", node=node).decode().strip()
+            value = rt.BootIDSpec.FromString(res.proto_spec).boot_id.strip()
+        return value
 
     # ---- changes ---------------------------------------------------------------------------------
 

@@ -291,6 +291,24 @@ def test_boot_id_resource_and_extra_args_encoding_follow_the_minor(world, admin)
     assert dict(decoded12.legacy_extra_args) == {"audit-log-maxage": "30"} and not decoded12.extra_args
 
 
+def test_boot_id_asks_for_the_resource_only_where_the_node_may_have_it(world, admin):
+    """The generations table decides: a node known to run Talos < 1.14 gets the Read alone
+    (no Get refused first: the gates read boot ids every tick); a 1.14 node, or one whose
+    version is not known yet, is asked for the BootID resource."""
+    new, old, unknown = world.talos.node("cp-1"), world.talos.node("cp-3"), world.talos.node("worker-3")
+    admin.version([new.ip, old.ip])  # what the client knows of each node
+    mark = len(world.recorder.entries())
+    assert admin.boot_id(old.ip) == old.boot_id and admin.boot_id(new.ip) == new.boot_id
+    assert admin.boot_id(unknown.ip) == unknown.boot_id  # 1.12, not known: Get refused, then Read
+    calls = [(e["method"], e["targets"]) for e in world.recorder.entries("talos.api") if e.seq >= mark]
+    assert calls == [
+        ("Read", [old.ip]),
+        ("Get", [new.ip]),
+        ("Get", [unknown.ip]),
+        ("Read", [unknown.ip]),
+    ]
+
+
 def test_a_single_resource_watch_refuses_bootstrap_contents_like_cosi_runtime(world, admin):
     from taltasks.talos.api import cosi_resource_pb2 as c
 
