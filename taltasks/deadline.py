@@ -9,8 +9,8 @@ overrun it by 29 s. ``with within(seconds):`` sets the deadline for the current 
 own timeout.
 
 It lives in a context variable, which a new thread does not inherit: code that fans calls
-out to a thread pool submits them with ``contextvars.copy_context().run`` (see
-:func:`carry`) so they keep the deadline of the wait that made them.
+out to a thread pool submits each of them wrapped by :func:`carry` (a copy of the caller's
+context per call) so they keep the deadline of the wait that made them.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def expired() -> bool:
 
 
 def carry(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` bound to the current deadline, for running in another thread."""
+    """``fn`` bound to the current deadline, for running in another thread (one wrapper per
+    job: the copied context may be entered by one thread at a time)."""
     import contextvars
 
     ctx = contextvars.copy_context()
