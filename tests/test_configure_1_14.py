@@ -140,7 +140,10 @@ def test_6_control_plane_document_in_a_global_patch_reaches_workers(repo):
         fh.write("---\napiVersion: v1alpha1\nkind: KubeSchedulerConfig\nextraArgs:\n  v: '2'\n")
     err = refused(repo)
     text = text_of(err)
-    assert "node worker-1" in text and "KubeSchedulerConfig is a control-plane document" in text
+    assert (
+        "nodes worker-1, worker-2, worker-3:" in text
+        and "KubeSchedulerConfig is a control-plane document" in text
+    )
     assert "controlPlane.patches" in text
 
 
@@ -180,7 +183,7 @@ def test_10_old_form_control_plane_section(repo):
     text = text_of(err)
     assert f"talos/patches/controller/cluster.yaml:{line_of(repo / CLUSTER, '  proxy:')}" in text
     assert (
-        "node cp-1" in text
+        "nodes cp-1, cp-2, cp-3:" in text
         and "cluster.proxy" in text
         and "kind: KubeProxyConfig\nenabled: false" in text.replace("  ", "")
     )

@@ -258,7 +258,7 @@ def test_generated_config_problem_names_the_node(demo):
         '    - "@./patches/worker/machine-kernel.yaml"\n    - "@./patches/worker/vip.yaml"',
     )
     err = refused(demo)
-    assert err.message.startswith("node worker-1: the generated config is not valid")
+    assert err.message.startswith("nodes worker-1, worker-2, worker-3: the generated config is not valid")
     assert "a worker must not have a shared VIP" in err.message
     # the finding points at the patch line that wrote the VIP, not at the node's entry
     located(err, "talos/patches/worker/vip.yaml", 5)

@@ -123,7 +123,7 @@ def test_error_from_a_global_json_patch_names_the_value_line(demo):
         "      mtu: '9000'\n",  # 5
     )
     err = refused(demo)
-    assert str(err).startswith(f"{source}:5: node cp-1: the generated config is not valid for Talos 1.11")
+    assert str(err).startswith(f"{source}:5: all 6 nodes: the generated config is not valid for Talos 1.11")
     assert 'machine.network.interfaces[0].mtu: expected an integer, got "9000"' in str(err)
 
 
@@ -155,5 +155,31 @@ def test_problem_from_a_talconfig_field_names_the_line_it_was_read_from(demo):
     )
     err = refused(demo)
     line = line_of(demo / TALCONFIG, "  networkInterfaces:")
-    assert str(err).startswith(f"talos/talconfig.yaml:{line}: node worker-1: ")
+    assert str(err).startswith(f"talos/talconfig.yaml:{line}: nodes worker-1, worker-2, worker-3: ")
     assert "machine.network.interfaces[0].vip: a worker must not have a shared VIP" in str(err)
+
+
+def test_one_run_reports_the_problems_of_every_node_not_only_the_first(demo):
+    # two nodes, two different mistakes, plus one shared by every worker: one refusal names
+    # them all (each shared problem once, with its nodes), and nothing is written
+    cp2 = add_node_patch(demo, "cp-2", "machine:\n  kubelet:\n    extraMounts: yes\n")
+    w3 = add_node_patch(demo, "worker-3", "machine:\n  install:\n    wipe: maybe\n")
+    edit(
+        demo / TALCONFIG,
+        "worker:\n  patches:",
+        "worker:\n  networkInterfaces:\n    - interface: eth0\n      vip:\n        ip: 127.0.10.99\n  patches:",
+    )
+    err = refused(demo)
+    assert isinstance(err, FindingsError)
+    text = str(err)
+    # cp-2 and worker-3 stop at their patches' own lines; worker-1 and worker-2 at the VIP
+    assert text.startswith("the configs of 4 nodes are not valid (3 problems):"), text
+    vip = line_of(demo / TALCONFIG, "  networkInterfaces:")
+    assert text.splitlines()[1:] == [
+        f"    {cp2}:3: v1alpha1 machine.kubelet.extraMounts: expected a list, got yes",
+        "      hint: write the items as a YAML list (`- item`)",
+        f"    talos/talconfig.yaml:{vip}: v1alpha1 machine.network.interfaces[0].vip: a worker must not "
+        "have a shared VIP (nodes worker-1, worker-2)",
+        f"    {w3}:3: v1alpha1 machine.install.wipe: expected true or false, got maybe",
+        "      hint: write true or false",
+    ], text

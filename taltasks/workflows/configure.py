@@ -23,7 +23,7 @@ from taltasks.machineconfig.contract import VersionContract
 from taltasks.machineconfig.diff import redact
 from taltasks.machineconfig.render import Renderer
 from taltasks.machineconfig.secrets import SecretsBundle
-from taltasks.machineconfig.validate import schema_note
+from taltasks.machineconfig.validate import FindingsError, schema_note
 from taltasks.model import Cluster, Node, load_cluster
 from taltasks.secrets import age
 from taltasks.secrets.store import SECRET_FILE, SecretStore
@@ -132,9 +132,15 @@ def plan_configure(
     renderer = Renderer(cluster, secrets)
     out = root / OUTPUT_DIR
     files: list[FileChange] = []
-    for node in cluster.nodes:
+    refused: list[FindingsError] = []
+    for node in cluster.nodes:  # every node is checked, so one run names all that is wrong
         rel = str(OUTPUT_DIR / output_name(cluster, node))
-        files.append(FileChange(rel, renderer.render(node), _read(root / rel), node))
+        try:
+            files.append(FileChange(rel, renderer.render(node), _read(root / rel), node))
+        except FindingsError as exc:
+            refused.append(exc)
+    if refused:
+        raise FindingsError.of_nodes(refused, [n.hostname for n in cluster.nodes])
     previous = _previous_talosconfig(out / TALOSCONFIG)
     talosconfig = renderer.talosconfig(previous).to_yaml().encode()
     files.append(FileChange(str(OUTPUT_DIR / TALOSCONFIG), talosconfig, _read(out / TALOSCONFIG)))

@@ -130,6 +130,36 @@ class Finding:
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
 
+def group_by_node(findings: Iterable[Finding]) -> list[tuple[Finding, list[str]]]:
+    """Each distinct finding once, with the nodes it holds for, in the order found: a patch
+    or a talconfig line that a group of nodes shares is one problem, not one per node."""
+    grouped: dict[tuple, tuple[Finding, list[str]]] = {}
+    for f in findings:
+        key = (f.severity, f.location, f.subject, f.message, f.hint)
+        _, nodes = grouped.setdefault(key, (f, []))
+        if f.node and f.node not in nodes:
+            nodes.append(f.node)
+    return list(grouped.values())
+
+
+def nodes_label(nodes: Sequence[str], all_nodes: Sequence[str] = ()) -> str:
+    """``node cp-1``, ``nodes cp-1, cp-2``, ``all 6 nodes`` (``all_nodes``: the run's nodes)."""
+    if len(nodes) > 1 and set(nodes) == set(all_nodes):
+        return f"all {len(nodes)} nodes"
+    shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
+    return f"node{'s' if len(nodes) > 1 else ''} {shown}"
+
+
+def grouped_lines(findings: Iterable[Finding], all_nodes: Sequence[str] = ()) -> list[str]:
+    """``findings`` for display, each distinct one once (:func:`group_by_node`) followed by
+    the nodes it holds for."""
+    lines = []
+    for f, nodes in group_by_node(findings):
+        text = f.line(with_node=False) + (f" ({nodes_label(nodes, all_nodes)})" if nodes else "")
+        lines.append(text + (f"\n  hint: {f.hint}" if f.hint else ""))
+    return lines
+
+
 @dataclass
 class Findings:
     """Findings of one run, in the order found, with duplicates across nodes merged."""
@@ -158,25 +188,7 @@ class Findings:
     def warning_lines(self, all_nodes: Sequence[str] = ()) -> list[str]:
         """Warnings for display; one that holds for several nodes is shown once, naming them
         (or saying "all N nodes" when it holds for every node of ``all_nodes``)."""
-        grouped: dict[tuple, list[str]] = {}
-        first: dict[tuple, Finding] = {}
-        for f in self.warnings:
-            key = (f.location, f.subject, f.message, f.hint)
-            grouped.setdefault(key, [])
-            if f.node:
-                grouped[key].append(f.node)
-            first.setdefault(key, f)
-        lines = []
-        for key, nodes in grouped.items():
-            f = first[key]
-            text = f.line(with_node=False)
-            if len(nodes) > 1 and set(nodes) == set(all_nodes):
-                text += f" (all {len(nodes)} nodes)"
-            elif nodes:
-                shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
-                text += f" (node{'s' if len(nodes) > 1 else ''} {shown})"
-            lines.append(text + (f"\n  hint: {f.hint}" if f.hint else ""))
-        return lines
+        return grouped_lines(self.warnings, all_nodes)
 
     def raise_errors(self, title: str) -> None:
         """Raise :class:`FindingsError` when there is at least one error."""
@@ -187,16 +199,35 @@ class Findings:
 class FindingsError(InputError):
     """The errors that refuse a run; ``findings`` keeps them for callers and tests."""
 
-    def __init__(self, findings: list[Finding], title: str) -> None:
+    def __init__(self, findings: list[Finding], title: str, *, all_nodes: Sequence[str] = ()) -> None:
         self.findings = findings
-        if len(findings) == 1:
-            f = findings[0]
-            node = f"node {f.node}: " if f.node else ""
+        self.title = title
+        groups = group_by_node(findings)
+        if len(groups) == 1:
+            f, nodes = groups[0]
+            node = f"{nodes_label(nodes, all_nodes)}: " if nodes else ""
             super().__init__(f"{node}{title}: {f.subject}: {f.message}", where=f.location, hint=f.hint)
             return
-        shown = findings[:MAX_LISTED]
-        lines = "\n".join("    " + f.render().replace("\n", "\n    ") for f in shown)
-        more = f"\n    … and {len(findings) - MAX_LISTED} more" if len(findings) > MAX_LISTED else ""
         nodes = sorted({f.node for f in findings if f.node})
+        if len(nodes) > 1:
+            texts = grouped_lines(findings, all_nodes)
+        else:
+            texts = [f.render() for f in findings]
+        shown = texts[:MAX_LISTED]
+        lines = "\n".join("    " + t.replace("\n", "\n    ") for t in shown)
+        more = f"\n    … and {len(texts) - MAX_LISTED} more" if len(texts) > MAX_LISTED else ""
         prefix = f"node {nodes[0]}: " if len(nodes) == 1 else ""
-        super().__init__(f"{prefix}{title} ({len(findings)} problems):\n{lines}{more}")
+        super().__init__(f"{prefix}{title} ({len(texts)} problems):\n{lines}{more}")
+
+    @classmethod
+    def of_nodes(cls, refusals: Sequence[FindingsError], all_nodes: Sequence[str]) -> FindingsError:
+        """One refusal for all the nodes refused in a run, so one ``configure`` shows
+        everything that is wrong instead of stopping at the first node."""
+        if len(refusals) == 1:
+            return refusals[0]
+        titles = {r.title for r in refusals}
+        title = titles.pop() if len(titles) == 1 else f"the configs of {len(refusals)} nodes are not valid"
+        merged = Findings()  # a patch's own problem is found again for each node using it
+        for r in refusals:
+            merged.extend(r.findings)
+        return cls(merged.items, title, all_nodes=all_nodes)
