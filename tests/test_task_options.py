@@ -101,3 +101,19 @@ def test_whole_number_kind_gives_plain_ints():
     kind = Whole(0, 5).kind("--n")
     assert kind("3") == 3 and type(kind("3")) is int and type(kind(" 4 ")) is int
     assert _shown(kind) == "INT"
+
+
+def test_every_list_option_says_in_its_help_that_it_takes_values(tmp_path):
+    # invoke prints a list option as a bare flag (`-n, --node`): the help names the value
+    lists = [(task_name, arg) for task_name, _, arg in _arguments() if arg.kind is list]
+    assert len(lists) >= 10
+    flags = [(task_name, arg, "--" + arg.name.replace("_", "-")) for task_name, arg in lists]
+    missing = [
+        f"{task_name} {flag}"
+        for task_name, arg, flag in flags
+        if f"[value: a,b or {flag} a {flag} b]" not in arg.help
+    ]
+    assert missing == []
+    out = run("--help", "talos.upgrade-node", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "[value: a,b or --node a --node b]" in " ".join(out.stdout.split())

@@ -90,6 +90,12 @@ class TypedTask(Task):
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)
+        if opts.get("kind") is list:
+            # invoke's --help names a value only for str and int, so a list option reads as
+            # a bare flag: its help says that it takes values and in which forms
+            flag = "--" + name.replace("_", "-")
+            usage = f"[value: a,b or {flag} a {flag} b]"
+            opts["help"] = f"{opts['help']} {usage}" if opts.get("help") else usage
         spec = self.numbers.get(name)
         if spec is None and opts.get("kind") is int:
             spec = Whole()
