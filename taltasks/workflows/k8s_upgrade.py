@@ -37,6 +37,14 @@ from taltasks import deadline as deadlines
 from taltasks.errors import InputError, OperationFailed
 from taltasks.events import NULL, Emitter
 from taltasks.kube.client import KubeClient
+from taltasks.machineconfig.kubecomponents import (
+    BY_NAME,
+    CONTROL_PLANE,
+    KUBE_PROXY,
+    KUBELET,
+    Component,
+    proxy_disabled_in,
+)
 from taltasks.model.images import image_tag, retag, split
 from taltasks.model.versions import (
     Version,
@@ -49,59 +57,6 @@ from taltasks.talos.results import SnapshotResult
 
 OPERATION = "upgrade-k8s"
 SERVICES = "Services.v1alpha1.talos.dev"
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str  # kube-apiserver, …, kube-proxy, kubelet
-    path: tuple[str, ...]  # where its image sits in the v1alpha1 document
-    repository: str  # the image repository Talos uses when the config names none
-    resource: str | None = None  # the COSI config resource a control plane publishes
-    document: str | None = None  # the contract-1.14 document holding ``image`` instead
-
-    def locate(self, raw: bytes) -> tuple[str | None, tuple[str, ...]]:
-        """(document kind or None for v1alpha1, key path) of the image in this config."""
-        from taltasks.machineconfig.edit import has_document
-
-        if self.document and has_document(raw, self.document):
-            return self.document, ("image",)
-        return None, self.path
-
-    def where(self, raw: bytes) -> str:
-        kind, path = self.locate(raw)
-        return f"{kind}.{'.'.join(path)}" if kind else ".".join(path)
-
-
-CONTROL_PLANE = (
-    Component(
-        "kube-apiserver",
-        ("cluster", "apiServer", "image"),
-        "registry.k8s.io/kube-apiserver",
-        "APIServerConfigs.kubernetes.talos.dev",
-        "KubeAPIServerConfig",
-    ),
-    Component(
-        "kube-controller-manager",
-        ("cluster", "controllerManager", "image"),
-        "registry.k8s.io/kube-controller-manager",
-        "ControllerManagerConfigs.kubernetes.talos.dev",
-        "KubeControllerManagerConfig",
-    ),
-    Component(
-        "kube-scheduler",
-        ("cluster", "scheduler", "image"),
-        "registry.k8s.io/kube-scheduler",
-        "SchedulerConfigs.kubernetes.talos.dev",
-        "KubeSchedulerConfig",
-    ),
-)
-KUBE_PROXY = Component(
-    "kube-proxy", ("cluster", "proxy", "image"), "registry.k8s.io/kube-proxy", document="KubeProxyConfig"
-)
-KUBELET = Component(
-    "kubelet", ("machine", "kubelet", "image"), "ghcr.io/siderolabs/kubelet", document="KubeletConfig"
-)
-BY_NAME = {c.name: c for c in (*CONTROL_PLANE, KUBE_PROXY, KUBELET)}
 
 
 # ---- observation ------------------------------------------------------------------------------
@@ -154,7 +109,6 @@ def observe(talos: TalosClient, kube: KubeClient) -> ClusterState:
     """Read what the plan needs; nothing is changed."""
     from taltasks.kube.nodes import list_nodes
     from taltasks.kube.staticpods import component_versions
-    from taltasks.machineconfig.edit import get_field
 
     k8s_nodes = list_nodes(kube)
     if not k8s_nodes:
@@ -172,13 +126,8 @@ def observe(talos: TalosClient, kube: KubeClient) -> ClusterState:
             except OperationFailed as exc:
                 error = f"cannot read its machine config: {exc.message}"
             else:
-                for c in BY_NAME.values():
-                    kind, path = c.locate(raw)
-                    value = get_field(raw, path, kind=kind)
-                    images[c.name] = str(value) if value else None
-                proxy_disabled = bool(get_field(raw, ("cluster", "proxy", "disabled"))) or (
-                    get_field(raw, ("enabled",), kind="KubeProxyConfig") is False
-                )
+                images = {c.name: c.image_in(raw) for c in BY_NAME.values()}
+                proxy_disabled = proxy_disabled_in(raw)
         observed.append(
             ObservedNode(
                 name=n.name,
@@ -540,13 +489,10 @@ class _Runner:
     def apply_image(self, step: Step, component: Component) -> bool:
         """Set the component's image in the node's config and apply it without a reboot;
         False when the config already had it."""
-        from taltasks.machineconfig.edit import get_field, set_fields
-
         raw = self.talos.machine_config(step.ip)
-        kind, path = component.locate(raw)
-        if get_field(raw, path, kind=kind) == step.image:
+        patched = component.with_image(raw, step.image, where=step.node)
+        if patched is None:
             return False
-        patched = set_fields(raw, {path: step.image}, where=step.node, kind=kind)
         [res] = self.talos.apply_configuration(patched, nodes=[step.ip], mode="NO_REBOOT")
         res.unwrap()
         self.emitter.emit(
