@@ -11,7 +11,7 @@ from importlib import resources
 
 import pytest
 
-from configure_support import run_invoke
+from configure_support import run_invoke, set_pins
 from taltasks.errors import InputError
 from taltasks.handoff import tuppr as tp
 from taltasks.model.policy import MaintenanceWindow, default_policy, load_policy
@@ -139,6 +139,8 @@ def test_health_checks_drop_the_window_and_say_so(tmp_path):
 
 # ---- end to end ----------------------------------------------------------------------------------
 
+K8S_OLD, K8S_NEW = "v1.34.3", "v1.34.4"
+KUBERNETES = "kubernetesupgrades.tuppr.home-operations.com"
 TUPPR_SCENARIO = "tuppr: {namespace: system-upgrade, controllerNode: worker-2, reconcileSeconds: 0.05}\n"
 BATCHING = "batching: {by: failure-domain}\nhandoff:\n  maintenanceWindows:\n    - {start: '* * * * *', duration: 1h}\n"
 
@@ -156,11 +158,29 @@ def plans_done(store) -> bool:
     return bool(plans) and all((p.get("status") or {}).get("phase") == "Completed" for p in plans)
 
 
+def k8s_status(store) -> dict:
+    return store.get(KUBERNETES, "kubernetes").get("status") or {}
+
+
+def kubelets(store) -> dict[str, str]:
+    return {n["metadata"]["name"]: n["status"]["nodeInfo"]["kubeletVersion"] for n in store.list("nodes")}
+
+
+def static_pod_images(store) -> dict[str, str]:
+    return {
+        p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+        for p in store.list("pods", "kube-system", label_selector="tier=control-plane")
+    }
+
+
 @pytest.mark.slow
 def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
+    """A Renovate PR bumping Talos and Kubernetes, handed off: tuppr upgrades Talos node by
+    node, then Kubernetes (control planes' static pods, then every kubelet)."""
     from taltasks.sim.verdict import safety
 
     d = tuppr_cluster
+    set_pins(d.repo, {"kubernetesVersion": K8S_NEW})
     preview = run_invoke("talos.handoff", "--dry-run", *d.args(), cwd=d.repo)
     assert preview.returncode == 0, preview.stderr
     assert preview.stdout.count("kind: TalosUpgrade") == 4 and "kind: KubernetesUpgrade" in preview.stdout
@@ -185,7 +205,7 @@ def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
             plan["spec"]["talos"]["version"] == NEW
             and plan["spec"]["maintenance"]["windows"][0]["duration"] == "1h"
         )
-    assert store.list("kubernetesupgrades.tuppr.home-operations.com")[0]["spec"]["kubernetes"]["version"]
+    assert store.get(KUBERNETES, "kubernetes")["spec"]["kubernetes"]["version"] == K8S_NEW
     worker = store.get("nodes", "worker-1")["metadata"]["annotations"]
     assert worker[tp.FACTORY_URL_ANNOTATION] == "factory.talos.dev/metal-installer"
     # in-cluster progress shows up in talos.plan while tuppr works
@@ -197,10 +217,35 @@ def test_handoff_to_tuppr_upgrades_every_node_safely(tuppr_cluster):
     assert re.search(r"in-cluster: TalosUpgrade talos-control-planes → v1\.12\.0: \w+", during.stderr)
     d.world.kube.wait_for(plans_done, 120, "every TalosUpgrade Completed")
     assert set(d.versions().values()) == {NEW}
+    # then Kubernetes: one upgrade-k8s Job, every static pod and kubelet on the target
+    d.world.kube.wait_for(lambda s: k8s_status(store).get("phase") == "Completed", 60, "KubernetesUpgrade")
+    assert set(kubelets(store).values()) == {K8S_NEW}
+    images = static_pod_images(store)
+    assert len(images) == 9 and all(i.endswith(f":{K8S_NEW}") for i in images.values()), images
+    status = k8s_status(store)
+    assert status["message"] == f"Cluster successfully upgraded to {K8S_NEW}"
+    assert status["currentVersion"] == status["targetVersion"] == K8S_NEW
+    assert status["jobName"].startswith("kubernetes-cp-1-") and status["completedAt"]
+    assert status["history"][0]["fromVersion"] == K8S_OLD and status["history"][0]["phase"] == "Completed"
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Progressing": "False", "Ready": "True"}
+    [k8s_job] = d.recorder.entries("tuppr.k8s_job")
+    assert k8s_job["node"] == "cp-1"  # the first control plane whose kubelet lags
+    assert all(j.seq < k8s_job.seq for j in d.recorder.entries("tuppr.job_done"))  # Talos first
+    assert any(
+        "Waiting for TalosUpgrade" in e["message"]
+        for e in d.recorder.entries("tuppr.k8s_phase", phase="Pending")
+    )
+    steps = [(e["component"], e["node"]) for e in d.recorder.entries("tuppr.k8s_step")]
+    planes, nodes = ["cp-1", "cp-2", "cp-3"], ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"]
+    assert steps == [
+        *[(c, n) for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler") for n in planes],
+        *[("kubelet", n) for n in nodes],
+    ]
     after = run_invoke("talos.plan", "--json", *d.args(), cwd=d.repo)
     rows = json.loads(after.stdout)
     assert {r["action"] for r in rows} == {"skip"}
     assert {r["in_cluster"].split(" ")[0] for r in rows} == {"completed"}
+    assert f"in-cluster: KubernetesUpgrade kubernetes → {K8S_NEW}: Completed" in after.stderr
     # tuppr's semantics, from the simulator's record: one node at a time cluster-wide,
     # health checks passed before every node, never a Job on the node it upgrades
     jobs = d.recorder.entries("tuppr.job")
@@ -302,3 +347,43 @@ def test_handoff_of_zone_batches_gives_tuppr_one_plan_per_zone_with_the_batch_si
         assert all(up >= min_size for up, min_size in lowest_pool_replicas(d.recorder, handed).values())
     finally:
         d.stop()
+
+
+@pytest.mark.slow
+def test_a_kubernetes_upgrade_that_a_node_refuses_ends_failed_with_nothing_further_changed(tuppr_cluster):
+    """cp-2's Talos API stops answering: the Job upgrades cp-1's kube-apiserver, fails at
+    cp-2 on every attempt (backoff limit 5), and the KubernetesUpgrade ends Failed with
+    tuppr's status — cp-3, the other components and every kubelet untouched."""
+    d = tuppr_cluster
+    store = d.world.kube.store
+    before = static_pod_images(store)
+    d.world.talos.node("cp-2").set_faults(unreachable=True)
+    mark = len(d.recorder.entries())
+    store.create(tp.kubernetes_upgrade(K8S_NEW))
+    d.world.kube.wait_for(
+        lambda s: k8s_status(store).get("phase") == "Failed", 60, "KubernetesUpgrade Failed"
+    )
+    status = k8s_status(store)
+    assert status["message"] == "Kubernetes upgrade job failed permanently"
+    assert status["lastError"] == "Job failed permanently" and status["controllerNode"] == "cp-1"
+    assert status["jobName"].startswith("kubernetes-cp-1-")
+    assert status["history"][0]["phase"] == "Failed" and status["history"][0]["toVersion"] == K8S_NEW
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Progressing": "False",
+        "Ready": "False",
+    }
+    [done] = d.recorder.entries("tuppr.k8s_job_done")
+    assert done["outcome"] == "failed" and done["attempts"] == 5
+    attempts = d.recorder.entries("tuppr.k8s_attempt")
+    assert len(attempts) == 5 and all(a["error"].startswith("cp-2: ") for a in attempts)
+    assert store.list("jobs.batch", "system-upgrade") == []  # tuppr deletes the failed Job
+    # only cp-1's kube-apiserver moved; one apply, on cp-1
+    after = static_pod_images(store)
+    assert after.pop("kube-apiserver-cp-1") == f"registry.k8s.io/kube-apiserver:{K8S_NEW}"
+    assert after == {k: v for k, v in before.items() if k != "kube-apiserver-cp-1"}
+    assert set(kubelets(store).values()) == {K8S_OLD}
+    applies = [e for e in d.recorder.entries("talos.apply") if e.seq > mark]
+    assert [e["node"] for e in applies] == ["cp-1"]
+    # every retry finds cp-1's kube-apiserver done and stops at cp-2 again
+    steps = [(e["component"], e["node"], e["changed"]) for e in d.recorder.entries("tuppr.k8s_step")]
+    assert steps == [("kube-apiserver", "cp-1", True)] + [("kube-apiserver", "cp-1", False)] * 4

@@ -20,6 +20,7 @@ from kubesim import kube_ca, make_world  # noqa: F401 - fixtures
 from taltasks.sim.kube.nodes import set_node_ready
 from taltasks.sim.operators.tuppr import (
     ACTIVE,
+    KUBERNETES,
     TALOS,
     TupprConfig,
     TupprController,
@@ -190,6 +191,23 @@ def test_failing_health_checks_hold_the_plan(tuppr):
     assert message.startswith("Waiting for health checks: nodes carry the never label:")
     tuppr.wait_for(lambda s: len(tuppr.recorder.entries("tuppr.health")) >= 3, 5, "checks retried")
     assert tuppr.recorder.entries("tuppr.job") == []
+
+
+def test_a_kubernetes_upgrade_whose_health_checks_fail_waits_and_touches_no_node(tuppr):
+    from taltasks.handoff.tuppr import kubernetes_upgrade
+
+    never = {"apiVersion": "v1", "kind": "Node", "expr": "has(object.metadata.labels.never)"}
+    never["description"] = "nodes carry the never label"
+    kubelets = {n["metadata"]["name"]: n["status"]["nodeInfo"] for n in tuppr.store.list("nodes")}
+    tuppr.store.create(kubernetes_upgrade("v1.35.0", checks=[never]))
+    checks: list[int] = []  # the recorder visits each entry once: count the checks until three ran
+    tuppr.recorder.wait_for("tuppr.k8s_health", 5, lambda e: checks.append(e.seq) or len(checks) >= 3)
+    state = tuppr.store.get(KUBERNETES, "kubernetes")["status"]
+    assert state["phase"] == "HealthChecking" and state["targetVersion"] == "v1.35.0"
+    assert state["message"].startswith("Waiting for health checks: nodes carry the never label:")
+    assert not any(e["passed"] for e in tuppr.recorder.entries("tuppr.k8s_health"))
+    assert tuppr.recorder.entries("tuppr.k8s_job") == [] and tuppr.store.list("jobs.batch") == []
+    assert {n["metadata"]["name"]: n["status"]["nodeInfo"] for n in tuppr.store.list("nodes")} == kubelets
 
 
 def test_suspend_and_closed_windows_start_nothing(tuppr):

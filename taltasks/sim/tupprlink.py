@@ -7,6 +7,12 @@ talosctl takes for the node's minor (the Job's talosctl matches the node's versi
 1.13 the installer pulled with ImageService, installed with LifecycleService, then a
 Reboot; before, the legacy MachineService Upgrade. A node refuses exactly what it would
 refuse over gRPC (busy, etcd unhealthy, a missing image) and records it as usual.
+
+A KubernetesUpgrade's ``talosctl upgrade-k8s`` Job changes one component image at a time in
+a node's config (:mod:`taltasks.machineconfig.kubecomponents`, the table
+``talos.upgrade-k8s`` uses) and applies it without a reboot through the same
+ApplyConfiguration handler, so the node reacts as to a real apply: its static pods restart
+with the new image, its kubelet restarts and the Node reports the new version.
 """
 
 from __future__ import annotations
@@ -85,3 +91,44 @@ class SimMachines:
                     grpc.StatusCode.INTERNAL, f"installer exited with {reply.progress.exit_code}"
                 )
         machined.Reboot(n, m.RebootRequest(), call)
+
+    # ---- what a talosctl upgrade-k8s Job does to one node ---------------------------------
+
+    def control_plane(self, node: str) -> bool:
+        return bool(self._node(node).control_plane)
+
+    def kubernetes_image(self, node: str, component: str) -> str | None:
+        """The image the node's config names for ``component`` (None: Talos's default)."""
+        from taltasks.machineconfig.kubecomponents import BY_NAME
+
+        n = self._node(node)
+        return BY_NAME[component].image_in(n.config.raw) if n.config is not None else None
+
+    def proxy_disabled(self, node: str) -> bool:
+        from taltasks.machineconfig.kubecomponents import proxy_disabled_in
+
+        n = self._node(node)
+        return n.config is not None and proxy_disabled_in(n.config.raw)
+
+    def set_kubernetes_image(self, node: str, component: str, image: str) -> bool:
+        """Set ``component``'s image in the node's config and apply it without a reboot;
+        False when the config already names it. ``RuntimeError`` with the node's refusal
+        (or when the node does not answer)."""
+        from taltasks.machineconfig.kubecomponents import BY_NAME
+        from taltasks.sim.talos import machined
+        from taltasks.talos.api import machine_pb2 as m
+
+        n = self._node(node)
+        if not n.reachable or n.faults.vanished or n.config is None:
+            raise RuntimeError(f"{node}: the Talos API does not answer")
+        patched = BY_NAME[component].with_image(n.config.raw, image, where=node)
+        if patched is None:
+            return False
+        stopping: threading.Event = self.cluster.stopping
+        call = machined.Call("/tuppr/upgrade-k8s-job", frozenset({"os:admin"}), lambda: not stopping.is_set())
+        request = m.ApplyConfigurationRequest(data=patched, mode=m.ApplyConfigurationRequest.NO_REBOOT)
+        try:
+            machined.ApplyConfiguration(n, request, call)
+        except machined.RpcError as exc:
+            raise RuntimeError(f"{node}: applying {component} {image}: {exc.message}") from None
+        return True

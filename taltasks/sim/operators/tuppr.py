@@ -32,13 +32,14 @@ Status carries ``phase``, ``currentNode(s)``, ``completedNodes``, ``failedNodes`
 ``message``, ``observedGeneration``, ``startedAt``, ``completedAt``, ``lastUpdated``,
 ``nextMaintenanceWindow`` and the ``Progressing``/``Ready`` conditions as tuppr sets them.
 
-A ``KubernetesUpgrade`` takes part in the coordination (it waits while any TalosUpgrade
-is active or pending) and completes when every Node's kubelet runs its version; the
-simulator does not carry out Kubernetes upgrades itself (``talos.upgrade-k8s`` does).
+A ``KubernetesUpgrade`` is carried out too (:mod:`.tupprk8s`): it waits while any
+TalosUpgrade is active or pending, runs its health checks, then one ``talosctl
+upgrade-k8s`` Job moves the control planes' static pods and every kubelet to its version.
 
 The Talos side is reached through :class:`Machines` (the simulator's nodes, in process).
-Every step is recorded: ``tuppr.phase``, ``tuppr.health``, ``tuppr.job`` and ``tuppr.job_done`` (with the node the
-Job's pod ran on), ``tuppr.cordon``/``tuppr.uncordon``, ``tuppr.node``.
+Every step is recorded: ``tuppr.phase``, ``tuppr.health``, ``tuppr.job`` and
+``tuppr.job_done`` (with the node the Job's pod ran on), ``tuppr.cordon``/``tuppr.uncordon``,
+``tuppr.node``; the Kubernetes side's entries are ``tuppr.k8s_*``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from taltasks.sim.kube.objects import is_deleting, rfc3339
 from taltasks.sim.kube.runtime import Controller, Reactor
 from taltasks.sim.kube.status import ApiError
 from taltasks.sim.operators.common import ensure_namespace
+from taltasks.sim.operators.tupprk8s import KubernetesUpgrades
 
 GROUP = "tuppr.home-operations.com"
 TALOS = f"talosupgrades.{GROUP}"
@@ -87,6 +89,19 @@ class Machines(Protocol):
     def upgrade(self, node: str, image: str) -> None:
         """Start the upgrade as ``talosctl upgrade`` does for this node's version; raises
         ``RuntimeError`` with Talos's refusal."""
+
+    # what a KubernetesUpgrade's ``talosctl upgrade-k8s`` Job reads and changes
+
+    def control_plane(self, node: str) -> bool: ...
+
+    def kubernetes_image(self, node: str, component: str) -> str | None:
+        """The image the node's config names for a component (None: Talos's default)."""
+
+    def proxy_disabled(self, node: str) -> bool: ...
+
+    def set_kubernetes_image(self, node: str, component: str, image: str) -> bool:
+        """Set a component's image in the node's config and apply it without a reboot;
+        False when already set; ``RuntimeError`` with the node's refusal."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class TupprController(Controller):
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self._windows: dict[tuple[str, str, str, str], tuple[bool, dt.datetime]] = {}
+        self.kubernetes = KubernetesUpgrades(self)
 
     def stop(self) -> None:
         """Running Jobs give up (the simulator is going away)."""
@@ -160,7 +176,8 @@ class TupprController(Controller):
             if not is_deleting(plan):
                 self._talos(plan)
         for upgrade in self.store.list(KUBERNETES):
-            self._kubernetes(upgrade)
+            if not is_deleting(upgrade):
+                self.kubernetes.reconcile(upgrade)
 
     def _talos(self, plan: dict[str, Any]) -> None:
         name, spec = plan["metadata"]["name"], plan.get("spec") or {}
@@ -214,9 +231,22 @@ class TupprController(Controller):
         return ""
 
     def _window_open(self, plan: dict[str, Any]) -> bool:
-        windows = ((plan.get("spec") or {}).get("maintenance") or {}).get("windows") or []
+        upcoming = self.closed_window(plan.get("spec") or {})
+        if upcoming:
+            self._set(
+                plan,
+                "MaintenanceWindow",
+                f"Waiting for maintenance window (next: {upcoming})",
+                extra={"nextMaintenanceWindow": upcoming},
+            )
+        return not upcoming
+
+    def closed_window(self, spec: Mapping[str, Any]) -> str:
+        """When the next of ``spec.maintenance.windows`` opens (RFC 3339, UTC) while every
+        one is closed; "" when one is open or there are none."""
+        windows = (spec.get("maintenance") or {}).get("windows") or []
         if not windows:
-            return True
+            return ""
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
         nexts = []
         for w in windows:
@@ -225,16 +255,9 @@ class TupprController(Controller):
                 self._windows[key] = window_state(w, now)
             opened, upcoming = self._windows[key]
             if opened:
-                return True
+                return ""
             nexts.append(upcoming)
-        upcoming = min(nexts)
-        self._set(
-            plan,
-            "MaintenanceWindow",
-            f"Waiting for maintenance window (next: {upcoming.strftime('%Y-%m-%dT%H:%M:%SZ')})",
-            extra={"nextMaintenanceWindow": upcoming.strftime("%Y-%m-%dT%H:%M:%SZ")},
-        )
-        return False
+        return min(nexts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # ---- nodes ----------------------------------------------------------------------------
 
@@ -310,7 +333,7 @@ class TupprController(Controller):
         except RuntimeError as exc:
             self._set(plan, "Pending", f"Cannot build target image: {exc}", reason="BuildTargetImage")
             return
-        failing = self._health(spec.get("healthChecks") or [])
+        failing = self.health(spec.get("healthChecks") or [])
         self.record("health", plan=name, nodes=batch, passed=not failing, failing=failing)
         if failing:
             self._set(plan, "HealthChecking", f"Waiting for health checks: {'; '.join(failing)}")
@@ -320,7 +343,7 @@ class TupprController(Controller):
             self._start_job(plan, node, images[node], self._target(plan, nodes[node]), batch)
         self._set(plan, "Upgrading", f"Upgrading {len(batch)} nodes", nodes=batch)
 
-    def _health(self, checks: list[Mapping[str, Any]]) -> list[str]:
+    def health(self, checks: list[Mapping[str, Any]]) -> list[str]:
         """The failing checks (described), evaluated once as tuppr's checker does per tick."""
         from taltasks.model.cel import evaluate
         from taltasks.workflows.batchsafety import selector_matches
@@ -605,38 +628,6 @@ class TupprController(Controller):
         self.store.update_status(TALOS, name, status)
         if old.get("phase") != phase or old.get("message") != message:
             self.record("phase", plan=name, phase=phase, message=message, nodes=list(nodes or []))
-
-    def _kubernetes(self, upgrade: dict[str, Any]) -> None:
-        name = upgrade["metadata"]["name"]
-        target = ((upgrade.get("spec") or {}).get("kubernetes") or {}).get("version", "")
-        old = dict(upgrade.get("status") or {})
-        blocker = next(
-            (
-                f"Waiting for TalosUpgrade '{t['metadata']['name']}' to complete"
-                for t in self.store.list(TALOS)
-                if (t.get("status") or {}).get("phase") in (*ACTIVE, "Pending")
-            ),
-            "",
-        )
-        kubelets = {
-            ((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion")
-            for n in self.store.list("nodes")
-        }
-        if blocker:
-            phase, message = "Pending", blocker
-        elif kubelets == {target}:
-            phase, message = "Completed", f"Cluster runs Kubernetes {target}"
-        else:
-            phase, message = (
-                "Pending",
-                f"The simulator does not run Kubernetes upgrades; kubelets run {', '.join(sorted(k for k in kubelets if k))}",
-            )
-        status = {**old, "phase": phase, "message": message, "targetVersion": target}
-        if {k: v for k, v in status.items() if k != "lastUpdated"} != {
-            k: v for k, v in old.items() if k != "lastUpdated"
-        }:
-            status["lastUpdated"] = rfc3339()
-            self.store.update_status(KUBERNETES, name, status)
 
 
 def _conditions(
