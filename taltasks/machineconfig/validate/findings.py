@@ -153,11 +153,12 @@ def nodes_label(nodes: Sequence[str], all_nodes: Sequence[str] = ()) -> str:
 def grouped_lines(findings: Iterable[Finding], all_nodes: Sequence[str] = ()) -> list[str]:
     """``findings`` for display, each distinct one once (:func:`group_by_node`) followed by
     the nodes it holds for."""
-    lines = []
-    for f, nodes in group_by_node(findings):
-        text = f.line(with_node=False) + (f" ({nodes_label(nodes, all_nodes)})" if nodes else "")
-        lines.append(text + (f"\n  hint: {f.hint}" if f.hint else ""))
-    return lines
+    return [_group_line(f, nodes, all_nodes) for f, nodes in group_by_node(findings)]
+
+
+def _group_line(f: Finding, nodes: Sequence[str], all_nodes: Sequence[str]) -> str:
+    text = f.line(with_node=False) + (f" ({nodes_label(nodes, all_nodes)})" if nodes else "")
+    return text + (f"\n  hint: {f.hint}" if f.hint else "")
 
 
 @dataclass
@@ -210,7 +211,7 @@ class FindingsError(InputError):
             return
         nodes = sorted({f.node for f in findings if f.node})
         if len(nodes) > 1:
-            texts = grouped_lines(findings, all_nodes)
+            texts = [_group_line(f, group_nodes, all_nodes) for f, group_nodes in groups]
         else:
             texts = [f.render() for f in findings]
         shown = texts[:MAX_LISTED]

@@ -620,14 +620,20 @@ class TupprController(Controller):
         status["conditions"] = _conditions(
             old.get("conditions") or [], phase, reason or phase, message, generation, now
         )
-        if {k: v for k, v in status.items() if k != "lastUpdated"} == {
-            k: v for k, v in old.items() if k != "lastUpdated"
-        }:
+        if same_but_stamp(status, old):
             return
         status["lastUpdated"] = now
         self.store.update_status(TALOS, name, status)
         if old.get("phase") != phase or old.get("message") != message:
             self.record("phase", plan=name, phase=phase, message=message, nodes=list(nodes or []))
+
+
+def same_but_stamp(status: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether ``status`` says nothing ``old`` did not (``lastUpdated`` aside): tuppr writes
+    a status only when something in it changed, so watchers are not woken by a time stamp."""
+    return {k: v for k, v in status.items() if k != "lastUpdated"} == {
+        k: v for k, v in old.items() if k != "lastUpdated"
+    }
 
 
 def _conditions(

@@ -499,7 +499,7 @@ class KubernetesUpgrades:
         """tuppr's setPhaseWithUpdates: phase, controllerNode, message and conditions with
         the audit fields (startedAt, completedAt, history); nothing written when nothing
         changes."""
-        from taltasks.sim.operators.tuppr import ACTIVE, TERMINAL, _conditions
+        from taltasks.sim.operators.tuppr import ACTIVE, TERMINAL, _conditions, same_but_stamp
 
         name = upgrade["metadata"]["name"]
         generation = upgrade["metadata"].get("generation", 1)
@@ -518,9 +518,7 @@ class KubernetesUpgrades:
             "observedGeneration": generation,
             **(extra or {}),
         }
-        if {k: v for k, v in status.items() if k != "lastUpdated"} == {
-            k: v for k, v in old.items() if k != "lastUpdated"
-        }:
+        if same_but_stamp(status, old):
             return
         previous = old.get("phase", "")
         if phase == "Pending" and previous != "Pending":
